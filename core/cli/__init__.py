@@ -1,0 +1,1 @@
+"""The lxctl command-line client."""

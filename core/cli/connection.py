@@ -1,0 +1,119 @@
+"""A small synchronous JSON-RPC client for the daemon's Unix socket.
+
+Framing as in :mod:`lxctl.rpc`: one JSON message per line. Notifications that arrive
+while waiting for a response go to ``on_notification``. Imports stay light: this runs
+on every ``lxctl`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from lxctl.config import socket_path
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data if isinstance(data, dict) else {}
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", ""))
+
+
+class ConnectionFailed(Exception):
+    pass
+
+
+Notification = Callable[[str, dict[str, Any]], None]
+
+
+class Client:
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or str(socket_path())
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(self.path)
+        except OSError as exc:
+            self.sock.close()
+            hint = " (is lxctld running?)" if isinstance(
+                exc, FileNotFoundError | ConnectionRefusedError) else ""
+            raise ConnectionFailed(
+                f"cannot connect to lxctld at {self.path}: {exc.strerror}{hint}") from None
+        self._buf = b""
+        self._next_id = 0
+        self.on_notification: Notification | None = None
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # ------------------------------------------------------------------ sending
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> int:
+        self._next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self._next_id, "method": method,
+                   "params": params or {}})
+        return self._next_id
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    # ------------------------------------------------------------------ receiving
+    def read_messages(self) -> list[dict[str, Any]] | None:
+        """Read what is available (blocking for at least one chunk); None at EOF."""
+        data = self.sock.recv(1 << 20)
+        if not data:
+            return None
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def handle(self, message: dict[str, Any], want: int) -> tuple[bool, Any]:
+        """Dispatch one message; (True, result) when it answers request ``want``."""
+        if "method" in message:
+            if self.on_notification is not None:
+                self.on_notification(message["method"], message.get("params") or {})
+            return False, None
+        if message.get("id") == want or message.get("id") is None:
+            error = message.get("error")
+            if error is not None:
+                raise RpcError(error.get("code", -32000), error.get("message", "error"),
+                               error.get("data"))
+            return True, message.get("result")
+        return False, None
+
+    def wait_for(self, request_id: int) -> Any:
+        while True:
+            messages = self.read_messages()
+            if messages is None:
+                raise ConnectionFailed("the daemon closed the connection")
+            for message in messages:
+                done, result = self.handle(message, request_id)
+                if done:
+                    return result
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return self.wait_for(self.request(method, params))
+
+    def wait_operation(self, op: dict[str, Any], timeout: float = -1) -> dict[str, Any]:
+        """Wait for an operation; raise RpcError if it failed or was cancelled."""
+        result: dict[str, Any] = self.call("operation.wait", {"id": op["id"], "timeout": timeout})
+        if result["status"] in ("Failure", "Cancelled"):
+            raise RpcError(-32000, result.get("err") or result["status"], {"kind": "operation"})
+        return result
+
+
+def connect() -> Client:
+    return Client(os.environ.get("LXCTL_SOCKET") or None)

@@ -1,0 +1,89 @@
+"""Output formats of list commands: table, compact, csv, json, yaml (as Incus)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+FORMATS = ("table", "compact", "csv", "json", "yaml")
+
+
+def check_format(fmt: str) -> tuple[str, bool | None]:
+    """Split ``csv,header`` / ``table,noheader``; return (format, header override)."""
+    name, _, option = fmt.partition(",")
+    if name not in FORMATS:
+        raise ValueError(f"Invalid format {name!r} (use one of: {', '.join(FORMATS)})")
+    if option not in ("", "header", "noheader"):
+        raise ValueError(f"Invalid format option {option!r} (use header or noheader)")
+    return name, None if not option else option == "header"
+
+
+def render_rows(fmt: str, header: list[str], rows: list[list[str]], raw: Any) -> str:
+    name, header_opt = check_format(fmt)
+    if name == "json":
+        return json.dumps(raw, separators=(",", ":")) + "\n"
+    if name == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(raw, sort_keys=False, default_flow_style=False))
+    if name == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if header_opt:
+            writer.writerow(header)
+        writer.writerows(rows)
+        return out.getvalue()
+    show_header = header_opt is not False
+    if name == "compact":
+        grid = ([header] if show_header else []) + rows
+        widths = [max(len(line) for r in grid for line in r[i].split("\n") or [""])
+                  for i in range(len(header))]
+        return "".join(
+            "  ".join(c.split("\n")[0].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            + "\n" for r in grid)
+    return table(header if show_header else None, rows)
+
+
+def table(header: list[str] | None, rows: list[list[str]]) -> str:
+    """Incus's table: +---+ borders, centred header, a rule between rows."""
+    cols = len(header) if header else (len(rows[0]) if rows else 0)
+    cells = [[c.split("\n") for c in r] for r in rows]
+    widths = [0] * cols
+    for r in ([[[h] for h in header]] if header else []) + cells:
+        for i, lines in enumerate(r):
+            widths[i] = max(widths[i], *(len(line) for line in lines))
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+\n"
+    out = [rule]
+    if header:
+        out.append("|" + "|".join(f" {h.center(w)} " for h, w in zip(header, widths,
+                                                                      strict=True)) + "|\n")
+        out.append(rule)
+    for r in cells:
+        height = max(len(lines) for lines in r) if r else 1
+        for n in range(height):
+            out.append("|" + "|".join(
+                f" {(lines[n] if n < len(lines) else '').ljust(w)} "
+                for lines, w in zip(r, widths, strict=True)) + "|\n")
+        out.append(rule)
+    return "".join(out)
+
+
+def size(n: int) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    value = float(n)
+    for unit in units:
+        if value < 1024 or unit == units[-1]:
+            return f"{value:.2f}{unit}" if unit != "B" else f"{int(value)}B"
+        value /= 1024
+    return f"{n}B"
+
+
+def write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass

@@ -1,0 +1,331 @@
+"""Instance commands: launch, init, start, stop, restart, pause, resume, delete, list, info."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+from typing import Any
+
+from lxctl.cli.connection import Client, RpcError, connect
+from lxctl.cli.formatting import check_format, render_rows, size, write
+
+DEFAULT_COLUMNS = "ns46tS"
+COLUMNS: dict[str, str] = {
+    "n": "NAME", "s": "STATE", "4": "IPV4", "6": "IPV6", "t": "TYPE", "S": "SNAPSHOTS",
+    "a": "ARCHITECTURE", "b": "STORAGE POOL", "c": "CREATED AT", "d": "DESCRIPTION",
+    "f": "BASE IMAGE", "F": "BASE IMAGE", "l": "LAST USED AT", "m": "MEMORY USAGE",
+    "N": "PROCESSES", "p": "PID", "P": "PROFILES", "u": "CPU USAGE", "e": "PROJECT",
+}
+NEEDS_STATE = set("46mNpu")
+
+
+def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"lxctl {command}", description=description)
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"Bad key=value pair: {pair!r}")
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------- create
+def _create(command: str, args: list[str], start: bool) -> int:
+    p = _parser(command, "Create and start an instance" if start else "Create an instance")
+    p.add_argument("image")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-p", "--profile", action="append", default=None)
+    p.add_argument("--no-profiles", action="store_true")
+    p.add_argument("-s", "--storage")
+    p.add_argument("-e", "--ephemeral", action="store_true")
+    p.add_argument("--description", default="")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--vm", action="store_true")
+    opts = p.parse_args(args)
+    if opts.vm:
+        raise ValueError("virtual machines are not supported yet")
+    image = opts.image.split(":", 1)[1] if opts.image.startswith("local:") else opts.image
+    profiles = [] if opts.no_profiles else opts.profile
+    client = connect()
+    op = client.call("instance.create", {
+        "image": image, "name": opts.name, "config": _key_values(opts.config),
+        "profiles": profiles, "storage": opts.storage, "ephemeral": opts.ephemeral,
+        "start": start, "description": opts.description,
+    })
+    name = op["resources"]["instances"][0].rsplit("/", 1)[1]
+    if not opts.quiet:
+        write(f"{'Launching' if start else 'Creating'} {name}\n")
+        if opts.name is None:
+            write(f"Instance name is: {name}\n")
+    client.wait_operation(op)
+    return 0
+
+
+def launch(command: str, args: list[str]) -> int:
+    return _create(command, args, start=True)
+
+
+def init(command: str, args: list[str]) -> int:
+    return _create(command, args, start=False)
+
+
+# ---------------------------------------------------------------------------- power
+def _targets(client: Client, names: list[str], all_: bool, command: str) -> list[str]:
+    if all_ and names:
+        raise ValueError("Both --all and instance names given")
+    if not names and not all_:
+        raise ValueError(f"Missing instance name (lxctl {command} NAME... or --all)")
+    if all_:
+        return [i["name"] for i in client.call("instance.list", {"full": False})]
+    return names
+
+
+def _power(command: str, args: list[str], action: str) -> int:
+    p = _parser(command, f"{command.capitalize()} instances")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-a", "--all", action="store_true")
+    if action in ("stop", "restart"):
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("--timeout", type=float, default=-1)
+    p.add_argument("-q", "--quiet", action="store_true")
+    opts = p.parse_args(args)
+    client = connect()
+    names = _targets(client, opts.names, opts.all, command)
+    states = {}
+    if opts.all or action == "start":
+        states = {i["name"]: i["status"] for i in client.call("instance.list", {"full": False})}
+    ops, errors = [], []
+    for name in names:
+        method = action
+        status = states.get(name)
+        if opts.all:  # skip instances already in the wanted state, as Incus does
+            if (action == "start" and status == "Running") or (
+                    action == "stop" and status == "Stopped") or (
+                    action == "freeze" and status != "Running") or (
+                    action == "unfreeze" and status != "Frozen"):
+                continue
+        if action == "start" and status == "Frozen":
+            method = "unfreeze"
+        params: dict[str, Any] = {"name": name}
+        if action in ("stop", "restart"):
+            params.update(force=opts.force, timeout=opts.timeout)
+        try:
+            ops.append((name, client.call(f"instance.{method}", params)))
+        except RpcError as exc:
+            errors.append(f"{name}: {exc.message}")
+    for name, op in ops:
+        try:
+            client.wait_operation(op)
+        except RpcError as exc:
+            errors.append(f"{name}: {exc.message}")
+    if errors:
+        if len(names) == 1:
+            raise RpcError(-32000, errors[0].split(": ", 1)[1])
+        raise RpcError(-32000, "; ".join(errors))
+    return 0
+
+
+def start(command: str, args: list[str]) -> int:
+    return _power(command, args, "start")
+
+
+def stop(command: str, args: list[str]) -> int:
+    return _power(command, args, "stop")
+
+
+def restart(command: str, args: list[str]) -> int:
+    return _power(command, args, "restart")
+
+
+def pause(command: str, args: list[str]) -> int:
+    return _power(command, args, "freeze")
+
+
+def resume(command: str, args: list[str]) -> int:
+    return _power(command, args, "unfreeze")
+
+
+def delete(command: str, args: list[str]) -> int:
+    p = _parser(command, "Delete instances")
+    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    opts = p.parse_args(args)
+    client = connect()
+    ops, errors = [], []
+    for name in opts.names:
+        try:
+            ops.append((name, client.call("instance.delete", {"name": name,
+                                                               "force": opts.force})))
+        except RpcError as exc:
+            errors.append((name, exc.message))
+    for name, op in ops:
+        try:
+            client.wait_operation(op)
+        except RpcError as exc:
+            errors.append((name, exc.message))
+    if errors:
+        if len(opts.names) == 1:
+            raise RpcError(-32000, errors[0][1])
+        raise RpcError(-32000, "; ".join(f"{n}: {m}" for n, m in errors))
+    return 0
+
+
+# ---------------------------------------------------------------------------- list
+def _addresses(inst: dict[str, Any], family: str) -> str:
+    lines = []
+    for iface, net in sorted((inst.get("state") or {}).get("network", {}).items()):
+        for addr in net.get("addresses", []):
+            if addr["family"] == family and addr.get("scope") == "global":
+                lines.append(f"{addr['address']} ({iface})")
+    return "\n".join(lines)
+
+
+def _date(value: str) -> str:
+    if not value or value.startswith(("0001", "1970")):
+        return ""
+    try:
+        return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").strftime("%Y/%m/%d %H:%M UTC")
+    except ValueError:
+        return value
+
+
+def _cell(inst: dict[str, Any], col: str) -> str:
+    state = inst.get("state") or {}
+    config = inst.get("config", {})
+    if col == "n":
+        return str(inst["name"])
+    if col == "s":
+        return str(inst["status"]).upper()
+    if col == "4":
+        return _addresses(inst, "inet")
+    if col == "6":
+        return _addresses(inst, "inet6")
+    if col == "t":
+        kind = "CONTAINER" if inst["type"] == "container" else "VIRTUAL-MACHINE"
+        return kind + (" (EPHEMERAL)" if inst.get("ephemeral") else "")
+    if col == "S":
+        return str(len(inst.get("snapshots") or []))
+    if col == "a":
+        return str(inst.get("architecture", ""))
+    if col == "b":
+        return str(inst.get("expanded_devices", {}).get("root", {}).get("pool", ""))
+    if col == "c":
+        return _date(inst.get("created_at", ""))
+    if col == "l":
+        return _date(inst.get("last_used_at", ""))
+    if col == "d":
+        return str(inst.get("description", ""))
+    if col in "fF":
+        fp = str(config.get("volatile.base_image", ""))
+        return fp[:12] if col == "f" else fp
+    if col == "m":
+        usage = (state.get("memory") or {}).get("usage", 0)
+        return size(usage) if usage else ""
+    if col == "N":
+        n = state.get("processes", -1)
+        return str(n) if n >= 0 and inst["status"] != "Stopped" else ""
+    if col == "p":
+        pid = state.get("pid", -1)
+        return str(pid) if pid and pid > 0 else ""
+    if col == "P":
+        return "\n".join(inst.get("profiles", []))
+    if col == "u":
+        ns = (state.get("cpu") or {}).get("usage", 0)
+        return f"{ns // 10**9}s" if ns else ""
+    if col == "e":
+        return str(inst.get("project", "default"))
+    raise ValueError(f"Unknown column {col!r}")
+
+
+def _matches(inst: dict[str, Any], filters: list[str]) -> bool:
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if sep:
+            if key in ("status", "state"):
+                if inst["status"].lower() != value.lower():
+                    return False
+            elif key == "type":
+                if inst["type"] != value:
+                    return False
+            elif inst.get("expanded_config", inst.get("config", {})).get(key) != value:
+                return False
+        elif not (inst["name"].startswith(f) or re.fullmatch(f, inst["name"])):
+            return False
+    return True
+
+
+def list_(command: str, args: list[str]) -> int:
+    p = _parser(command, "List instances")
+    p.add_argument("filters", nargs="*")
+    p.add_argument("-f", "--format", default="table")
+    p.add_argument("-c", "--columns", default=DEFAULT_COLUMNS)
+    p.add_argument("--fast", action="store_true")
+    opts = p.parse_args(args)
+    check_format(opts.format)
+    columns = "nsacPt" if opts.fast else opts.columns.replace(",", "")
+    if "L" in columns:
+        raise ValueError("Can't specify column L when not clustered")
+    for col in columns:
+        if col not in COLUMNS:
+            raise ValueError(f"Unknown column shorthand char '{col}' in '{opts.columns}'")
+    full = opts.format in ("json", "yaml") or bool(NEEDS_STATE & set(columns))
+    instances = connect().call("instance.list", {"full": full})
+    instances = [i for i in instances if _matches(i, opts.filters)]
+    rows = [[_cell(i, c) for c in columns] for i in instances]
+    write(render_rows(opts.format, [COLUMNS[c] for c in columns], rows, instances))
+    return 0
+
+
+# ---------------------------------------------------------------------------- info
+def info(command: str, args: list[str]) -> int:
+    p = _parser(command, "Show instance or server information")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--resources", action="store_true")
+    opts = p.parse_args(args)
+    client = connect()
+    if opts.name is None:
+        import yaml
+
+        write(yaml.safe_dump(client.call("server.info"), sort_keys=False))
+        return 0
+    inst = client.call("instance.get", {"name": opts.name})
+    state = inst.get("state") or {}
+    lines = [
+        f"Name: {inst['name']}",
+        f"Description: {inst.get('description', '')}",
+        f"Status: {inst['status'].upper()}",
+        f"Type: {inst['type']}" + (" (ephemeral)" if inst.get("ephemeral") else ""),
+        f"Architecture: {inst.get('architecture', '')}",
+    ]
+    if state.get("pid", -1) > 0:
+        lines.append(f"PID: {state['pid']}")
+    lines += [f"Created: {_date(inst.get('created_at', ''))}",
+              f"Last Used: {_date(inst.get('last_used_at', ''))}"]
+    if inst["status"] in ("Running", "Frozen"):
+        lines += ["", "Resources:", f"  Processes: {state.get('processes', -1)}"]
+        cpu = (state.get("cpu") or {}).get("usage", 0)
+        lines += ["  CPU usage:", f"    CPU usage (in seconds): {cpu // 10**9}"]
+        memory = state.get("memory") or {}
+        lines += ["  Memory usage:", f"    Memory (current): {size(memory.get('usage', 0))}"]
+        if memory.get("usage_peak"):
+            lines.append(f"    Memory (peak): {size(memory['usage_peak'])}")
+        network = state.get("network") or {}
+        if network:
+            lines.append("  Network usage:")
+            for iface, net in sorted(network.items()):
+                lines += [f"    {iface}:", "      IP addresses:"]
+                for addr in net.get("addresses", []):
+                    lines.append(f"        {addr['family']}:  {addr['address']}/"
+                                 f"{addr['netmask']} ({addr['scope']})")
+    snapshots = inst.get("snapshots") or []
+    if snapshots:
+        lines += ["", "Snapshots:"] + [f"  {s['name']}" for s in snapshots]
+    write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,98 @@
+"""``lxctl``: the client, with Incus's command grammar.
+
+Start-up is kept lean: only the module of the command that runs is imported, and only
+its parser is built. Errors print one line (``Error: ...``) and exit 1; ``exec`` exits
+with the command's own code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+USAGE = """Usage: lxctl <command> [flags] [args]
+
+Instances:
+  launch IMAGE [NAME]     Create and start an instance
+  init IMAGE [NAME]       Create an instance (alias: create)
+  start, stop, restart    Change the power state of instances (--all, --force, --timeout)
+  pause, resume           Freeze and unfreeze instances
+  delete NAME...          Delete instances (--force; aliases: rm, remove)
+  list [FILTER...]        List instances (--format, --columns; alias: ls)
+  info [NAME]             Show instance or server information
+  exec NAME -- CMD...     Run a command in an instance (--env, --cwd, --user)
+
+Images, storage and the daemon:
+  image build|import|list|show|delete
+  storage list            profile list|show
+  monitor                 Print events (--type, --format)
+  operation list|show|wait|cancel
+  admin waitready|shutdown
+  version
+
+Environment: LXCTL_DIR (default /var/lib/lxctl) locates the daemon's socket.
+"""
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # command -> (module, function)
+    "launch": ("instances", "launch"),
+    "init": ("instances", "init"),
+    "create": ("instances", "init"),
+    "start": ("instances", "start"),
+    "stop": ("instances", "stop"),
+    "restart": ("instances", "restart"),
+    "pause": ("instances", "pause"),
+    "resume": ("instances", "resume"),
+    "delete": ("instances", "delete"),
+    "rm": ("instances", "delete"),
+    "remove": ("instances", "delete"),
+    "list": ("instances", "list_"),
+    "ls": ("instances", "list_"),
+    "info": ("instances", "info"),
+    "exec": ("exec", "exec_"),
+    "image": ("images", "image"),
+    "monitor": ("server", "monitor"),
+    "operation": ("server", "operation"),
+    "admin": ("server", "admin"),
+    "storage": ("server", "storage"),
+    "profile": ("server", "profile"),
+    "version": ("server", "version"),
+}
+
+
+def fail(message: str, code: int = 1) -> int:
+    sys.stderr.write(f"Error: {message}\n")
+    return code
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if argv[0] == "--version":
+        argv = ["version"]
+    command = argv[0]
+    if command not in COMMANDS:
+        return fail(f"unknown command {command!r} (see 'lxctl --help')")
+    module_name, func_name = COMMANDS[command]
+    import importlib
+
+    module = importlib.import_module(f"lxctl.cli.{module_name}")
+    func: Callable[[str, list[str]], int] = getattr(module, func_name)
+
+    from lxctl.cli.connection import ConnectionFailed, RpcError
+
+    try:
+        return func(command, argv[1:])
+    except RpcError as exc:
+        return fail(exc.message)
+    except ConnectionFailed as exc:
+        return fail(str(exc))
+    except ValueError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,58 @@
+"""Every hook lxctl calls, in one module. Hooks are synchronous.
+
+pluggy has no async hooks (an ``async def`` implementation would return a coroutine that
+pluggy counts as a result), so async work lives on driver objects that a hook
+*registers*; the core awaits their methods. Types are imported only for type checking,
+so this module stays at the bottom of the import graph.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from lxctl.drivers import DriverRegistry
+    from lxctl.events import Event
+    from lxctl.rpc import MethodTable
+
+hookspec = pluggy.HookspecMarker("lxctl")
+
+
+# ---------------------------------------------------------------------------- drivers
+@hookspec
+def lxctl_register_drivers(registry: DriverRegistry) -> None:
+    """Register driver classes: ``registry.add_storage(DirDriver)``, ``add_hypervisor``,
+    ``add_network``, ``add_auth``.
+
+    Called once at daemon start, before any state is loaded. A driver class has a
+    ``name`` (unique within its kind) and is constructed with the daemon's
+    :class:`~lxctl.drivers.DriverContext`. Registering two drivers with the same kind
+    and name is an error that names both plugins.
+    """
+
+
+# ---------------------------------------------------------------------------- api
+@hookspec
+def lxctl_register_methods(methods: MethodTable) -> None:
+    """Add JSON-RPC methods: ``methods.add("example.hello", coroutine_function)``.
+
+    Called once at daemon start, after the core's own methods are in the table.
+    Method names are dotted (``noun.verb``); a name already taken is an error.
+    The coroutine gets the call context first and keyword parameters whose type hints
+    are enforced before the call.
+    """
+
+
+# ---------------------------------------------------------------------------- events
+@hookspec
+def lxctl_event(event: Event) -> None:
+    """Consume one event (lifecycle, operation) after it was published.
+
+    Called from a single consumer task, in publication order, never from the code that
+    published the event: a slow implementation delays only other plugin consumers, and
+    when it falls more than the queue's length behind, events are dropped for plugins
+    (and a warning is logged). It must not block for long; exceptions are logged and
+    otherwise ignored.
+    """

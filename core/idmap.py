@@ -1,0 +1,88 @@
+"""User-namespace id maps: choosing a range from /etc/subuid, shifting a rootfs."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxctl.errors import InvalidState
+
+MAP_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """Container ids 0..size-1 map to host ids base..base+size-1 (uids and gids alike)."""
+
+    uid_base: int
+    gid_base: int
+    size: int = MAP_SIZE
+
+    @property
+    def tag(self) -> str:
+        """A short name for on-disk variants shifted with this map."""
+        return f"u{self.uid_base}-g{self.gid_base}-{self.size}"
+
+    def lxc_config(self) -> list[str]:
+        return [
+            f"lxc.idmap = u 0 {self.uid_base} {self.size}",
+            f"lxc.idmap = g 0 {self.gid_base} {self.size}",
+        ]
+
+
+def _ranges(path: Path, user: str) -> list[tuple[int, int]]:
+    out = []
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (user, str(os.getuid())):
+            try:
+                out.append((int(parts[1]), int(parts[2])))
+            except ValueError:
+                continue
+    return out
+
+
+def from_subid(user: str = "root", size: int = MAP_SIZE, etc: Path = Path("/etc")) -> IdMap:
+    """Pick the first range of ``user`` with room for ``size`` ids, for uids and gids.
+
+    Several ranges may exist (installing LXD adds one); a map that spans two of them is
+    refused by newuidmap, so exactly one range is used, and only ``size`` ids of it.
+    """
+    uids = [r for r in _ranges(etc / "subuid", user) if r[1] >= size]
+    gids = [r for r in _ranges(etc / "subgid", user) if r[1] >= size]
+    if not uids or not gids:
+        raise InvalidState(
+            f"No subordinate id range of {size} ids for {user!r} in /etc/subuid and "
+            f"/etc/subgid: add a line such as '{user}:1000000:1000000000' to both "
+            "(needed for unprivileged containers)",
+        )
+    return IdMap(uids[0][0], gids[0][0], size)
+
+
+def shift_tree(root: Path, uid_delta: int, gid_delta: int) -> int:
+    """Add the deltas to the owner of every entry under ``root``; return the count.
+
+    ``lchown`` clears setuid/setgid bits, so they are put back. Blocking: run in a
+    worker thread.
+    """
+    count = 0
+
+    def shift(path: str) -> None:
+        nonlocal count
+        st = os.lstat(path)
+        os.lchown(path, st.st_uid + uid_delta, st.st_gid + gid_delta)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+        count += 1
+
+    shift(str(root))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in dirnames + filenames:
+            shift(os.path.join(dirpath, entry))
+    return count

@@ -1,0 +1,102 @@
+"""The persistent objects of the state store, as plain dataclasses.
+
+They carry data only; behaviour lives in the services (instances, images, storage).
+``to_api()`` gives the JSON shape the API returns, close to Incus's objects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float | None) -> str:
+    if not ts:
+        return "1970-01-01T00:00:00Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class InstanceRecord:
+    name: str
+    type: str = "container"
+    architecture: str = "x86_64"
+    description: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=lambda: ["default"])
+    ephemeral: bool = False
+    created_at: float = field(default_factory=now)
+    last_used_at: float = 0.0
+    # the power state the daemon last put it in ("Running"/"Stopped"/"Frozen"): used to
+    # re-adopt or autostart after a restart, like Incus's volatile.last_state.power
+    power_state: str = "Stopped"
+
+    def to_api(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = iso(self.created_at)
+        d["last_used_at"] = iso(self.last_used_at)
+        d.pop("power_state")
+        d["project"] = "default"
+        d["location"] = "none"
+        return d
+
+
+@dataclass
+class ImageRecord:
+    fingerprint: str
+    filename: str
+    size: int
+    architecture: str = "x86_64"
+    type: str = "container"
+    properties: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    uploaded_at: float = field(default_factory=now)
+    public: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = iso(self.created_at)
+        d["uploaded_at"] = iso(self.uploaded_at)
+        d["aliases"] = [{"name": a, "description": ""} for a in self.aliases]
+        return d
+
+
+@dataclass
+class PoolRecord:
+    name: str
+    driver: str
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def to_api(self) -> dict[str, Any]:
+        return {**asdict(self), "status": "Created", "locations": ["none"]}
+
+
+@dataclass
+class ProfileRecord:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+    description: str = ""
+
+    def to_api(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class OperationRecord:
+    id: str
+    description: str
+    status: str = "Running"
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    resources: dict[str, list[str]] = field(default_factory=dict)
+    err: str = ""

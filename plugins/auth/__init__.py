@@ -1,0 +1,1 @@
+"""Auth plugins (local peer credentials; tokens come with a later issue)."""

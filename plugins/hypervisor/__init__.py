@@ -1,0 +1,1 @@
+"""Hypervisor plugins (lxc; qemu comes with a later issue)."""

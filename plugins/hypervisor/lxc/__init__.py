@@ -1,0 +1,232 @@
+"""The ``lxc`` hypervisor driver: system containers through liblxc (python-lxc).
+
+Traps handled here (see shared/platform/lxc.md): containers are started with the
+``lxc-start`` tool, never ``Container.start()`` in the daemon (it would move the daemon
+into the container's monitor cgroup); the config file is written whole, never through
+``set_config_item``; ``destroy()`` is never called (it deletes a ``dir:`` rootfs that
+belongs to the storage driver); blocking liblxc calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lxc
+import trio
+
+from lxctl import execute
+from lxctl.config import is_true
+from lxctl.drivers import (
+    DriverContext,
+    DriverRegistry,
+    ExecOutput,
+    ExecRequest,
+    InstanceState,
+    StreamInput,
+)
+from lxctl.errors import DriverError, InvalidState
+from lxctl.idmap import IdMap
+from lxctl.plugin import impl
+from lxctl.records import InstanceRecord
+
+from . import addresses, cgroups
+from . import config as lxc_config
+from . import exec as lxc_exec
+
+STATES = {
+    "RUNNING": "Running", "STOPPED": "Stopped", "FROZEN": "Frozen", "FREEZING": "Frozen",
+    "THAWED": "Running", "STARTING": "Starting", "STOPPING": "Stopping", "ABORTING": "Error",
+}
+START_TIMEOUT = 30.0
+
+
+class LxcDriver:
+    name: ClassVar[str] = "lxc"
+    instance_type: ClassVar[str] = "container"
+
+    def __init__(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+        self.lxcpath = ctx.state_dir / "containers"
+        self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.cgroup_dir = lxc_config.cgroup_prefix(ctx.daemon_id)
+        self.limiter = trio.CapacityLimiter(8)
+        self.stop_limiter = trio.CapacityLimiter(64)
+
+    # ------------------------------------------------------------------ helpers
+    def _container(self, name: str) -> Any:
+        return lxc.Container(name, str(self.lxcpath))
+
+    def _dir(self, name: str) -> Path:
+        return self.lxcpath / name
+
+    def rootfs_idmap(self, inst: InstanceRecord) -> IdMap | None:
+        if is_true(inst.config.get("security.privileged")):
+            return None
+        if self.ctx.idmap is None:
+            raise InvalidState(
+                "Unprivileged containers need a subordinate id range for root in "
+                "/etc/subuid and /etc/subgid (e.g. root:1000000:1000000000); or set "
+                "security.privileged=true", instance=inst.name)
+        return self.ctx.idmap
+
+    def _log_tail(self, name: str, lines: int = 5) -> str:
+        try:
+            text = (self._dir(name) / "lxc.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        errors = [line for line in text.splitlines() if " ERROR " in line]
+        return " | ".join((errors or text.splitlines())[-lines:])
+
+    def _clean_cgroups(self, name: str) -> None:
+        cgroups.remove(f"{self.cgroup_dir}/{name}.mon")
+        cgroups.remove(f"{self.cgroup_dir}/{name}")
+
+    # ------------------------------------------------------------------ lifecycle
+    async def create(self, inst: InstanceRecord, rootfs: Path) -> None:
+        directory = self._dir(inst.name)
+        directory.mkdir(mode=0o711, exist_ok=True)
+        self._write_config(inst, rootfs)
+
+    def _write_config(self, inst: InstanceRecord, rootfs: Path) -> None:
+        text = lxc_config.render(
+            name=inst.name, rootfs=rootfs, config=inst.config,
+            idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir,
+            log_file=self._dir(inst.name) / "lxc.log")
+        path = self._dir(inst.name) / "config"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    async def start(self, inst: InstanceRecord) -> None:
+        await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
+        log = self._dir(inst.name) / "lxc.log"
+        log.unlink(missing_ok=True)
+        outcome = await execute.run(
+            ["lxc-start", "-P", self.lxcpath, "-n", inst.name], check=False,
+            timeout=START_TIMEOUT)
+        if not outcome.ok:
+            await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
+            detail = self._log_tail(inst.name) or outcome.tail()
+            raise DriverError(f"Failed to start container {inst.name}: {detail}",
+                              instance=inst.name)
+
+        def wait_running() -> bool:
+            return bool(self._container(inst.name).wait("RUNNING", 5))
+
+        if not await trio.to_thread.run_sync(wait_running, limiter=self.limiter):
+            raise DriverError(f"Container {inst.name} did not reach RUNNING: "
+                              f"{self._log_tail(inst.name)}", instance=inst.name)
+
+    async def stop(self, inst: InstanceRecord, *, timeout: float, force: bool) -> None:
+        def stop() -> bool:
+            c = self._container(inst.name)
+            if c.state == "STOPPED":
+                return True
+            if not force and timeout > 0:
+                if c.state == "FROZEN":
+                    c.unfreeze()
+                if c.shutdown(max(1, int(timeout + 0.999))):
+                    return True
+            return bool(c.stop()) or c.state == "STOPPED"
+
+        if not await trio.to_thread.run_sync(stop, limiter=self.stop_limiter):
+            raise DriverError(f"Failed to stop container {inst.name}: "
+                              f"{self._log_tail(inst.name)}", instance=inst.name)
+        await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
+
+    async def freeze(self, inst: InstanceRecord) -> None:
+        ok = await trio.to_thread.run_sync(lambda: self._container(inst.name).freeze(),
+                                           limiter=self.limiter)
+        if not ok:
+            raise DriverError(f"Failed to freeze container {inst.name}", instance=inst.name)
+
+    async def unfreeze(self, inst: InstanceRecord) -> None:
+        ok = await trio.to_thread.run_sync(lambda: self._container(inst.name).unfreeze(),
+                                           limiter=self.limiter)
+        if not ok:
+            raise DriverError(f"Failed to unfreeze container {inst.name}",
+                              instance=inst.name)
+
+    async def delete(self, inst: InstanceRecord) -> None:
+        def delete() -> None:
+            c = self._container(inst.name)
+            if c.defined and c.state != "STOPPED":
+                c.stop()
+            shutil.rmtree(self._dir(inst.name), ignore_errors=True)
+            self._clean_cgroups(inst.name)
+            lock = Path("/run/lxc/lock") / str(self.lxcpath).strip("/") / f".{inst.name}"
+            lock.unlink(missing_ok=True)
+            if not any(p.is_dir() for p in self.lxcpath.iterdir()):
+                # no container of this daemon left: drop its cgroup prefix too
+                cgroups.remove(self.cgroup_dir)
+
+        await trio.to_thread.run_sync(delete, limiter=self.limiter)
+
+    # ------------------------------------------------------------------ state
+    def _state(self, name: str, full: bool) -> InstanceState:
+        if not (self._dir(name) / "config").exists():
+            return InstanceState("Error")
+        c = self._container(name)
+        status = STATES.get(c.state, "Error")
+        if not full or status in ("Stopped", "Error"):
+            return InstanceState(status, pid=c.init_pid if status != "Stopped" else -1)
+        pid = c.init_pid
+        base = f"{self.cgroup_dir}/{name}"
+        memory = cgroups.controller("memory") / base
+        usage = cgroups.read_int(memory / "memory.usage_in_bytes")
+        if usage < 0:
+            usage = cgroups.read_int(memory / "memory.current")
+        peak = cgroups.read_int(memory / "memory.max_usage_in_bytes")
+        cpu = cgroups.read_int(cgroups.controller("cpuacct") / base / "cpuacct.usage")
+        processes = cgroups.read_int(cgroups.controller("pids") / base / "pids.current")
+        return InstanceState(
+            status, pid=pid, processes=processes,
+            memory={"usage": max(usage, 0), "usage_peak": max(peak, 0)},
+            cpu={"usage": max(cpu, 0)},
+            network=addresses.addresses(pid) if pid > 0 else {},
+        )
+
+    async def states(self, insts: list[InstanceRecord], *,
+                     full: bool) -> dict[str, InstanceState]:
+        def read() -> dict[str, InstanceState]:
+            return {inst.name: self._state(inst.name, full) for inst in insts}
+
+        return await trio.to_thread.run_sync(read, limiter=self.limiter)
+
+    # ------------------------------------------------------------------ exec
+    async def exec(
+        self, inst: InstanceRecord, request: ExecRequest,
+        stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput,
+    ) -> int:
+        env = lxc_exec.environment(request)
+        if request.interactive:
+            argv = ["lxc-attach", "-P", str(self.lxcpath), "-n", inst.name, "--clear-env",
+                    "-u", str(request.user), "-g", str(request.group)]
+            for key, value in env.items():
+                argv += ["-v", f"{key}={value}"]
+            command = request.command
+            if request.cwd:
+                command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', request.cwd, *command]
+            return await lxc_exec.run_pty([*argv, "--", *command], request, stdin, output)
+
+        def attach(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
+            c = self._container(inst.name)
+            options: dict[str, Any] = {
+                "stdin": stdin_fd, "stdout": stdout_fd, "stderr": stderr_fd,
+                "env_policy": lxc.LXC_ATTACH_CLEAR_ENV,
+                "extra_env_vars": [f"{k}={v}" for k, v in env.items()],
+                "uid": request.user, "gid": request.group,
+            }
+            if request.cwd:
+                options["initial_cwd"] = request.cwd
+            pid: int = c.attach(lxc.attach_run_command, request.command, **options)
+            return pid
+
+        return await lxc_exec.run_piped(attach, request, stdin, output, self.limiter)
+
+
+@impl
+def lxctl_register_drivers(registry: DriverRegistry) -> None:
+    registry.add_hypervisor(LxcDriver)

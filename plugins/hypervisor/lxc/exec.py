@@ -1,0 +1,194 @@
+"""Running commands in a container: pipes (python-lxc ``attach``) or a new pty.
+
+Non-interactive: ``Container.attach`` with three pipes; the attached process is our
+child (liblxc uses CLONE_PARENT), watched through a pidfd. Output is drained before the
+process is reaped (no 64 KiB pipe deadlock).
+
+Interactive: the daemon allocates a *new* pty and runs ``lxc-attach`` on its slave;
+lxc-attach then allocates a pty inside the container. The caller's terminal never
+reaches the container, so TIOCSTI cannot inject into it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import struct
+import termios
+import tty
+from collections.abc import Callable
+import trio
+
+from lxctl.drivers import (
+    ExecOutput,
+    ExecRequest,
+    StreamData,
+    StreamEOF,
+    StreamInput,
+    StreamResize,
+    StreamSignal,
+)
+from lxctl.errors import DriverError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+READ = 65536
+DRAIN_AFTER_EXIT = 2.0  # seconds to keep reading output a background child holds open
+
+
+def environment(request: ExecRequest) -> dict[str, str]:
+    """Incus's defaults, then the caller's variables."""
+    home = "/root" if request.user == 0 else "/"
+    env = {"PATH": DEFAULT_PATH, "HOME": home, "LANG": "C.UTF-8"}
+    if request.user == 0:
+        env["USER"] = "root"
+    if request.interactive:
+        env["TERM"] = "xterm"
+    env.update(request.environment)
+    return env
+
+
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _set_winsize(fd: int, width: int, height: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+async def _pump_output(fd: int, number: int, output: ExecOutput) -> None:
+    stream = trio.lowlevel.FdStream(fd)
+    async with stream:
+        while True:
+            try:
+                data = await stream.receive_some(READ)
+            except (trio.BrokenResourceError, OSError):  # EIO on a pty whose slave closed
+                return
+            if not data:
+                return
+            await output(number, data)
+
+
+async def _pump_input(
+    stdin: trio.MemoryReceiveChannel[StreamInput], write_fd: int | None,
+    on_control: Callable[[StreamInput], None], eof_data: bytes | None = None,
+) -> None:
+    """Feed input to ``write_fd``; end-of-file closes it (or writes ``eof_data``)."""
+    stream = trio.lowlevel.FdStream(write_fd) if write_fd is not None else None
+    try:
+        async for item in stdin:
+            if isinstance(item, StreamData):
+                if stream is not None:
+                    try:
+                        await stream.send_all(item.data)
+                    except (trio.BrokenResourceError, OSError):
+                        stream = None  # the command closed its stdin
+            elif isinstance(item, StreamEOF):
+                if stream is not None and eof_data is not None:
+                    await stream.send_all(eof_data)
+                elif stream is not None:
+                    await stream.aclose()
+                    stream = None
+            else:
+                on_control(item)
+    except (trio.ClosedResourceError, trio.EndOfChannel):
+        pass
+    finally:
+        if stream is not None:
+            await stream.aclose()
+
+
+async def run_piped(
+    attach: Callable[[int, int, int], int], request: ExecRequest,
+    stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput,
+    limiter: trio.CapacityLimiter,
+) -> int:
+    """``attach(stdin_fd, stdout_fd, stderr_fd) -> pid`` runs in a worker thread."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        pid = await trio.to_thread.run_sync(attach, in_r, out_w, err_w, limiter=limiter)
+    except BaseException:
+        for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    if pid <= 0:
+        for fd in (in_w, out_r, err_r):
+            os.close(fd)
+        raise DriverError(f"Failed to attach to the container (error {pid})")
+    pidfd = os.pidfd_open(pid)
+
+    def control(item: StreamInput) -> None:
+        if isinstance(item, StreamSignal):
+            signal.pidfd_send_signal(pidfd, item.signal)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_input, stdin, in_w, control)
+            async with trio.open_nursery() as readers:
+                readers.start_soon(_pump_output, out_r, 1, output)
+                readers.start_soon(_pump_output, err_r, 2, output)
+                await trio.lowlevel.wait_readable(pidfd)
+                readers.cancel_scope.deadline = trio.current_time() + DRAIN_AFTER_EXIT
+            _, status = os.waitpid(pid, 0)
+            nursery.cancel_scope.cancel()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                await trio.lowlevel.wait_readable(pidfd)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        raise
+    finally:
+        os.close(pidfd)
+    return exit_code(status)
+
+
+async def run_pty(
+    argv: list[str], request: ExecRequest, stdin: trio.MemoryReceiveChannel[StreamInput],
+    output: ExecOutput,
+) -> int:
+    """Run ``argv`` (an ``lxc-attach`` command line) on a new pty's slave."""
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        _set_winsize(slave, request.width, request.height)
+        process = await trio.lowlevel.open_process(
+            ["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
+            close_fds=True)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+
+    def control(item: StreamInput) -> None:
+        if isinstance(item, StreamResize):
+            _set_winsize(master, item.width, item.height)
+        elif isinstance(item, StreamSignal):
+            try:
+                os.killpg(process.pid, item.signal)
+            except ProcessLookupError:
+                pass
+
+    master_in = os.dup(master)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_input, stdin, master_in, control, b"\x04")
+            async with trio.open_nursery() as readers:
+                readers.start_soon(_pump_output, master, 1, output)
+                code = await process.wait()
+                readers.cancel_scope.deadline = trio.current_time() + DRAIN_AFTER_EXIT
+            nursery.cancel_scope.cancel()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            process.kill()
+            await process.wait()
+        raise
+    return 128 - code if code < 0 else code

@@ -1,0 +1,1 @@
+"""Storage plugins (dir; btrfs, zfs and lvm come with later issues)."""
