@@ -7,7 +7,6 @@ error that names it.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Callable
@@ -15,18 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lxctl import paths
 from lxctl.errors import InvalidArgument
 
-DEFAULT_DIR = "/var/lib/lxctl"
-
-
 def state_dir() -> Path:
-    """``$LXCTL_DIR``, or /var/lib/lxctl: used by the daemon and the client alike."""
-    return Path(os.environ.get("LXCTL_DIR") or DEFAULT_DIR)
+    return Path(paths.state_dir())
 
 
 def socket_path(directory: Path | None = None) -> Path:
-    return (directory or state_dir()) / "unix.socket"
+    return Path(paths.socket_path(str(directory) if directory else None))
 
 
 # ---------------------------------------------------------------------------- daemon

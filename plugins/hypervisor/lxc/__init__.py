@@ -9,11 +9,13 @@ belongs to the storage driver); blocking liblxc calls run in worker threads.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lxc
+import structlog
 import trio
 
 from lxctl import execute
@@ -35,6 +37,8 @@ from . import addresses, cgroups
 from . import config as lxc_config
 from . import exec as lxc_exec
 
+log = structlog.get_logger("lxctl.lxc")
+
 STATES = {
     "RUNNING": "Running", "STOPPED": "Stopped", "FROZEN": "Frozen", "FREEZING": "Frozen",
     "THAWED": "Running", "STARTING": "Starting", "STOPPING": "Stopping", "ABORTING": "Error",
@@ -53,6 +57,11 @@ class LxcDriver:
         self.cgroup_dir = lxc_config.cgroup_prefix(ctx.daemon_id)
         self.limiter = trio.CapacityLimiter(8)
         self.stop_limiter = trio.CapacityLimiter(64)
+        blocked = [str(p) for p in [ctx.state_dir.resolve(), *ctx.state_dir.resolve().parents]
+                   if not os.stat(p).st_mode & 0o001]
+        if blocked:
+            log.warning("unprivileged containers cannot start: their root cannot traverse "
+                        "these directories (chmod o+x)", directories=blocked)
 
     # ------------------------------------------------------------------ helpers
     def _container(self, name: str) -> Any:

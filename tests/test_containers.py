@@ -1,0 +1,262 @@
+"""Real LXC containers through the real daemon and CLI (acceptance 1 and 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+from conftest import LXCTL, Daemon, wait_for
+
+
+def test_launch_use_and_delete(daemon: Daemon) -> None:
+    out = daemon.ok("launch", "bb", "lxt-c1")
+    assert "lxt-c1" in out
+    assert daemon.states()["lxt-c1"] == "RUNNING"
+    assert "lxt-c1,RUNNING,,,CONTAINER,0" in daemon.ok("list", "--format", "csv").splitlines()
+    assert daemon.ok("exec", "lxt-c1", "--", "cat", "/proc/1/comm").strip() == "init"
+    assert daemon.ok("exec", "lxt-c1", "--", "cat", input="abc\n") == "abc\n"
+    assert daemon.cli("exec", "lxt-c1", "--", "false").returncode == 1
+    r = daemon.cli("exec", "lxt-c1", "--", "no-such-command")
+    assert r.returncode == 127
+
+    daemon.ok("stop", "lxt-c1")
+    assert daemon.states()["lxt-c1"] == "STOPPED"
+    daemon.ok("start", "lxt-c1")
+    assert daemon.states()["lxt-c1"] == "RUNNING"
+    pid1 = daemon.ok("info", "lxt-c1")
+    daemon.ok("restart", "lxt-c1")
+    assert daemon.states()["lxt-c1"] == "RUNNING"
+    assert daemon.ok("info", "lxt-c1") != pid1  # a new init
+    daemon.ok("pause", "lxt-c1")
+    assert daemon.states()["lxt-c1"] == "FROZEN"
+    daemon.ok("resume", "lxt-c1")
+    assert daemon.states()["lxt-c1"] == "RUNNING"
+    daemon.ok("delete", "--force", "lxt-c1")
+    assert "lxt-c1" not in daemon.states()
+    assert daemon.leftovers("lxt-c1") == []
+
+
+def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-unpriv", "-q")
+    try:
+        uid_map = daemon.ok("exec", "lxt-unpriv", "--", "cat", "/proc/self/uid_map").split()
+        assert uid_map[0] == "0" and uid_map[1] != "0" and uid_map[2] == "65536"
+        assert daemon.ok("exec", "lxt-unpriv", "--", "id", "-u").strip() == "0"
+        # files on the host belong to the mapped range, once per image, not per launch
+        info = json.loads(daemon.ok("list", "--format", "json"))
+        pid = next(i for i in info if i["name"] == "lxt-unpriv")["state"]["pid"]
+        assert os.stat(f"/proc/{pid}").st_uid == int(uid_map[1])
+        rootfs = daemon.dir / "storage-pools/default/containers/lxt-unpriv/rootfs"
+        assert os.stat(rootfs / "bin/busybox").st_uid == int(uid_map[1])
+        images = list((daemon.dir / "storage-pools/default/images").iterdir())
+        assert len([p for p in images if p.name.endswith("65536")]) == 1
+    finally:
+        daemon.ok("delete", "--force", "lxt-unpriv")
+
+
+def test_privileged_opt_in(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-priv", "-c", "security.privileged=true", "-q")
+    try:
+        uid_map = daemon.ok("exec", "lxt-priv", "--", "cat", "/proc/self/uid_map").split()
+        assert uid_map[:2] == ["0", "0"]
+    finally:
+        daemon.ok("delete", "--force", "lxt-priv")
+
+
+def test_exec_options_and_big_streams(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-exec", "-q")
+    try:
+        out = daemon.ok("exec", "lxt-exec", "--env", "FOO=bar baz", "--cwd", "/tmp", "--",
+                        "sh", "-c", 'echo "$FOO"; pwd; echo err >&2')
+        assert out == "bar baz\n/tmp\n"
+        r = daemon.cli("exec", "lxt-exec", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+        assert (r.returncode, r.stdout, r.stderr) == (7, "out\n", "err\n")
+        assert daemon.ok("exec", "lxt-exec", "--user", "65534", "--group", "65534", "--",
+                         "id", "-u").strip() == "65534"
+        payload = "x" * (2 * 1024 * 1024)
+        assert daemon.ok("exec", "lxt-exec", "--", "wc", "-c", input=payload).strip() == str(
+            len(payload))
+        out = daemon.ok("exec", "lxt-exec", "--", "head", "-c", "3000000", "/dev/zero")
+        assert len(out) == 3000000
+        # the daemon's descriptors never reach the container
+        fds = daemon.ok("exec", "lxt-exec", "--", "ls", "/proc/self/fd").split()
+        assert sorted(fds, key=int) == ["0", "1", "2", "3"]
+        r = daemon.cli("exec", "lxt-exec", "--", "sh", "-c", "kill -9 $$")
+        assert r.returncode == 137
+    finally:
+        daemon.ok("delete", "--force", "lxt-exec")
+
+
+def test_interactive_exec_gets_a_new_pty(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-tty", "-q")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [LXCTL, "exec", "lxt-tty", "--", "sh", "-c",
+             'tty; stty size; read line; echo "got $line"; exit 3'],
+            env=daemon.env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        data = b""
+        sent = False
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            if not sent and b"/dev/pts/" in data:
+                os.write(master, b"hello\n")  # typed once the command runs
+                sent = True
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    data += os.read(master, 4096)
+                except OSError:
+                    break
+        assert proc.wait(10) == 3
+        text = data.decode(errors="replace")
+        assert "got hello" in text
+        assert "/dev/pts/" in text  # a new pty inside the container, not the caller's
+    finally:
+        os.close(master)
+        daemon.ok("delete", "--force", "lxt-tty")
+
+
+def test_monitor_prints_lifecycle_in_order(daemon: Daemon) -> None:
+    mon = subprocess.Popen([LXCTL, "monitor", "--format", "json", "--type", "lifecycle"],
+                           env=daemon.env, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        daemon.ok("launch", "bb", "lxt-mon", "-q")
+        daemon.ok("stop", "lxt-mon")
+        daemon.ok("start", "lxt-mon")
+        daemon.ok("delete", "--force", "lxt-mon")
+        time.sleep(0.3)
+    finally:
+        mon.terminate()
+        out, _ = mon.communicate(10)
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    actions = [e["metadata"]["action"] for e in events
+               if e["metadata"]["source"] == "/1.0/instances/lxt-mon"
+               and e["metadata"]["action"] != "instance-exec"]
+    assert actions == ["instance-created", "instance-started", "instance-stopped",
+                       "instance-started", "instance-stopped", "instance-deleted"]
+    assert all(e["type"] == "lifecycle" and e["timestamp"] for e in events)
+
+
+def test_operations_are_visible_and_waitable(daemon: Daemon) -> None:
+    daemon.ok("init", "bb", "lxt-ops", "-q")
+    try:
+        op = daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "instance.start",
+                         "params": {"name": "lxt-ops"}})["result"]
+        assert op["status"] in ("Running", "Success") and op["id"]
+        listed = daemon.ok("operation", "list", "--format", "csv")
+        assert op["id"] in listed
+        waited = daemon.ok("operation", "wait", op["id"])
+        assert "status: Success" in waited
+        assert daemon.states()["lxt-ops"] == "RUNNING"
+        r = daemon.cli("operation", "cancel", op["id"])
+        assert r.returncode != 0 and "not running" in r.stderr
+    finally:
+        daemon.ok("delete", "--force", "lxt-ops")
+
+
+def test_state_errors_are_clear_and_change_nothing(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-err", "-q")
+    try:
+        r = daemon.cli("start", "lxt-err")
+        assert r.returncode == 1 and r.stderr == "Error: The instance is already running\n"
+        r = daemon.cli("delete", "lxt-err")
+        assert r.returncode == 1 and "Instance is running" in r.stderr
+        r = daemon.cli("launch", "bb", "lxt-err")
+        assert r.returncode == 1 and "already exists" in r.stderr
+        r = daemon.cli("launch", "no-such-image", "lxt-x")
+        assert r.returncode == 1 and "Image 'no-such-image' not found" in r.stderr
+        r = daemon.cli("launch", "bb", "lxt-y", "-c", "bogus.key=1")
+        assert r.returncode == 1 and "Unknown configuration key: bogus.key" in r.stderr
+        assert daemon.states() == {**daemon.states(), "lxt-err": "RUNNING"}
+        assert "lxt-x" not in daemon.states() and "lxt-y" not in daemon.states()
+        daemon.ok("stop", "lxt-err")
+        r = daemon.cli("stop", "lxt-err")
+        assert r.returncode == 1 and "already stopped" in r.stderr
+        r = daemon.cli("exec", "lxt-err", "--", "true")
+        assert r.returncode == 1 and "not running" in r.stderr
+    finally:
+        daemon.ok("delete", "--force", "lxt-err")
+
+
+def test_launch_without_name_and_info(daemon: Daemon) -> None:
+    out = daemon.ok("launch", "bb")
+    name = out.split("Instance name is: ")[1].strip()
+    try:
+        info = daemon.ok("info", name)
+        assert f"Name: {name}" in info and "Status: RUNNING" in info
+        pid = int(next(line.split()[1] for line in info.splitlines() if line.startswith("PID:")))
+        assert pid > 0
+        assert "Processes:" in info and "Memory (current):" in info
+    finally:
+        daemon.ok("delete", "--force", name)
+
+
+def test_list_formats(daemon: Daemon) -> None:
+    daemon.ok("init", "bb", "lxt-fmt", "-q")
+    try:
+        table = daemon.ok("list", "lxt-fmt")
+        assert "| lxt-fmt | STOPPED |" in table and "+--" in table
+        assert daemon.ok("list", "lxt-fmt", "-f", "csv,header", "-c", "ns").splitlines() == [
+            "NAME,STATE", "lxt-fmt,STOPPED"]
+        assert json.loads(daemon.ok("list", "lxt-fmt", "-f", "json"))[0]["name"] == "lxt-fmt"
+        assert "name: lxt-fmt" in daemon.ok("list", "lxt-fmt", "-f", "yaml")
+        assert daemon.ok("list", "lxt-fmt", "-f", "compact", "-c", "n").split() == [
+            "NAME", "lxt-fmt"]
+        r = daemon.cli("list", "-c", "nL")
+        assert r.returncode == 1 and "column L" in r.stderr
+        r = daemon.cli("list", "-f", "xml")
+        assert r.returncode == 1 and "Invalid format" in r.stderr
+    finally:
+        daemon.ok("delete", "lxt-fmt")
+
+
+def test_image_import_list_delete(daemon: Daemon, image_tarball: object) -> None:
+    out = daemon.ok("image", "import", str(image_tarball), "--alias", "lxt-img")
+    fingerprint = out.split(": ")[1].strip()
+    assert len(fingerprint) == 64
+    import hashlib
+
+    assert fingerprint == hashlib.sha256(open(str(image_tarball), "rb").read()).hexdigest()
+    assert "lxt-img" in daemon.ok("image", "list", "-f", "csv")
+    r = daemon.cli("image", "import", str(image_tarball), "--alias", "lxt-img2")
+    assert r.returncode == 1 and "same fingerprint" in r.stderr
+    daemon.ok("launch", "lxt-img", "lxt-fromimg", "-q")
+    assert daemon.ok("exec", "lxt-fromimg", "--", "echo", "ok") == "ok\n"
+    daemon.ok("delete", "--force", "lxt-fromimg")
+    daemon.ok("image", "delete", "lxt-img")
+    assert "lxt-img" not in daemon.ok("image", "list", "-f", "csv")
+    assert not list((daemon.dir / "storage-pools/default/images").glob(f"{fingerprint}*"))
+
+
+def test_bad_image_is_refused(daemon: Daemon, workdir: object) -> None:
+    bad = os.path.join(str(workdir), "bad.tar.gz")
+    with open(bad, "wb") as f:
+        f.write(b"not a tarball")
+    r = daemon.cli("image", "import", bad, "--alias", "lxt-bad")
+    assert r.returncode == 1 and "Invalid image" in r.stderr
+    assert "lxt-bad" not in daemon.ok("image", "list", "-f", "csv")
+    assert list((daemon.dir / "images" / "tmp").iterdir()) == []
+
+
+def test_stop_all_and_start_all(daemon: Daemon) -> None:
+    names = [f"lxt-all{i}" for i in range(3)]
+    for n in names:
+        daemon.ok("launch", "bb", n, "-q")
+    try:
+        daemon.ok("stop", "--all")
+        assert {daemon.states()[n] for n in names} == {"STOPPED"}
+        daemon.ok("start", "--all")
+        assert {daemon.states()[n] for n in names} == {"RUNNING"}
+        daemon.ok("pause", "lxt-all0")
+        daemon.ok("start", "lxt-all0")  # start on a frozen instance resumes it (Incus)
+        assert daemon.states()["lxt-all0"] == "RUNNING"
+    finally:
+        daemon.ok("delete", "--force", *names)
+    for n in names:
+        wait_for(lambda n=n: daemon.leftovers(n) == [])

@@ -1,0 +1,156 @@
+"""The JSON-RPC protocol without I/O: framing, dispatch, batches, errors, params."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from lxctl.errors import NotFound
+from lxctl.rpc import Dispatcher, LineFramer, MethodTable, Oversized
+
+
+async def echo(ctx: Any, text: str, times: int = 1) -> str:
+    return text * times
+
+
+async def missing(ctx: Any, name: str) -> None:
+    raise NotFound(f"Instance {name!r} not found", name=name)
+
+
+async def broken(ctx: Any) -> None:
+    raise RuntimeError("secret detail")
+
+
+async def typed(ctx: Any, names: list[str], flags: dict[str, str] | None = None,
+                ratio: float = 1.0) -> dict[str, Any]:
+    return {"names": names, "flags": flags, "ratio": ratio}
+
+
+@pytest.fixture
+def dispatcher() -> Dispatcher:
+    table = MethodTable()
+    for name, func in {"echo": echo, "missing": missing, "broken": broken,
+                       "typed": typed}.items():
+        table.add(name, func)
+    incidents: list[str] = []
+    d = Dispatcher(table, on_internal=lambda exc, incident, method: incidents.append(incident))
+    d.incidents = incidents  # type: ignore[attr-defined]
+    return d
+
+
+async def call(d: Dispatcher, message: Any) -> Any:
+    raw = await d.handle(json.dumps(message).encode(), None)
+    return None if raw is None else json.loads(raw)
+
+
+async def test_success(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "echo",
+                                "params": {"text": "ab", "times": 2}})
+    assert r == {"jsonrpc": "2.0", "id": 1, "result": "abab"}
+
+
+async def test_positional_params(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": ["x", 3]})
+    assert r["result"] == "xxx"
+
+
+async def test_parse_error(dispatcher: Dispatcher) -> None:
+    raw = await dispatcher.handle(b'{"jsonrpc": "2.0", "id": 1, "method"', None)
+    assert raw is not None
+    r = json.loads(raw)
+    assert r["error"]["code"] == -32700 and r["id"] is None
+
+
+async def test_invalid_request(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "1.0", "id": 7, "method": "echo"})
+    assert r["error"]["code"] == -32600 and r["id"] == 7
+    r = await call(dispatcher, 42)
+    assert r["error"]["code"] == -32600
+
+
+async def test_method_not_found(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "nope"})
+    assert r["error"]["code"] == -32601 and "nope" in r["error"]["message"]
+
+
+@pytest.mark.parametrize(("params", "needle"), [
+    ({"text": 5}, "'text' must be a string, got a number"),
+    ({}, "missing parameter 'text'"),
+    ({"text": "a", "bogus": 1}, "unexpected parameter 'bogus'"),
+    ({"text": "a", "times": True}, "'times' must be an integer, got a boolean"),
+])
+async def test_invalid_params_name_the_problem(dispatcher: Dispatcher, params: dict[str, Any],
+                                               needle: str) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": params})
+    assert r["error"]["code"] == -32602
+    assert needle in r["error"]["message"]
+
+
+async def test_container_types(dispatcher: Dispatcher) -> None:
+    ok = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "typed",
+                                 "params": {"names": ["a"], "flags": {"k": "v"}, "ratio": 2}})
+    assert ok["result"] == {"names": ["a"], "flags": {"k": "v"}, "ratio": 2}
+    bad = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "typed",
+                                  "params": {"names": ["a", 1]}})
+    assert "'names' must be a list of strings" in bad["error"]["message"]
+    bad = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "typed",
+                                  "params": {"names": [], "flags": {"k": 1}}})
+    assert bad["error"]["data"]["param"] == "flags"
+
+
+async def test_lxctl_error_keeps_code_and_data(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "missing",
+                                "params": {"name": "c9"}})
+    assert r["error"] == {"code": -32001, "message": "Instance 'c9' not found",
+                          "data": {"kind": "not_found", "name": "c9"}}
+
+
+async def test_internal_error_has_incident_and_no_traceback(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, {"jsonrpc": "2.0", "id": 1, "method": "broken"})
+    assert r["error"]["code"] == -32603
+    assert "secret detail" not in json.dumps(r) and "Traceback" not in json.dumps(r)
+    assert r["error"]["data"]["incident"] == dispatcher.incidents[0]  # type: ignore[attr-defined]
+
+
+async def test_notifications_get_no_response(dispatcher: Dispatcher) -> None:
+    assert await call(dispatcher, {"jsonrpc": "2.0", "method": "echo",
+                                   "params": {"text": "x"}}) is None
+    assert await call(dispatcher, {"jsonrpc": "2.0", "method": "nope"}) is None
+    assert await call(dispatcher, {"jsonrpc": "2.0", "method": "broken"}) is None
+
+
+async def test_batch(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, [
+        {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "a"}},
+        {"jsonrpc": "2.0", "method": "echo", "params": {"text": "note"}},
+        {"jsonrpc": "2.0", "id": 2, "method": "nope"},
+        1,
+    ])
+    assert [x.get("id") for x in r] == [1, 2, None]
+    assert r[0]["result"] == "a"
+    assert r[1]["error"]["code"] == -32601
+    assert r[2]["error"]["code"] == -32600
+
+
+async def test_batch_edge_cases(dispatcher: Dispatcher) -> None:
+    r = await call(dispatcher, [])
+    assert r["error"]["code"] == -32600
+    assert await call(dispatcher, [{"jsonrpc": "2.0", "method": "echo",
+                                    "params": {"text": "x"}}]) is None
+    r = await call(dispatcher, [{"jsonrpc": "2.0", "method": "echo"}] * 1000)
+    assert r["error"]["code"] == -32600 and "exceeds" in r["error"]["message"]
+
+
+def test_framer_splits_lines_and_bounds_size() -> None:
+    f = LineFramer(max_size=10)
+    assert list(f.feed(b'{"a":1}\n{"b"')) == [b'{"a":1}']
+    assert list(f.feed(b":2}\n\n")) == [b'{"b":2}']
+    out = list(f.feed(b"x" * 25))
+    assert out == [] and f.pending == 25
+    out = list(f.feed(b"yyy\nok\n"))
+    assert isinstance(out[0], Oversized) and out[0].size == 28
+    assert out[1] == b"ok"
+    out = list(f.feed(b"z" * 11 + b"\n"))
+    assert isinstance(out[0], Oversized)
