@@ -275,15 +275,19 @@ async def events_subscribe(ctx: CallContext, types: list[str] | None = None) -> 
     sub = app.bus.subscribe(types)
     conn = ctx.conn
 
+    scope = trio.CancelScope()
+    conn.on_eof_cancel.append(scope)
+
     async def forward() -> None:
-        try:
-            async for event in sub.receive:
-                await conn.notify("event", event.to_api())
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            app.bus.unsubscribe(sub)
-        if sub.dropped and not conn.closed:
+        with scope:
+            try:
+                async for event in sub.receive:
+                    await conn.notify("event", event.to_api())
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                app.bus.unsubscribe(sub)
+        if sub.dropped and not conn.closed and not scope.cancel_called:
             await conn.notify("events.dropped", {"reason": "subscriber fell behind"})
             await conn.stream.aclose()
 

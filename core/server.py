@@ -61,6 +61,8 @@ class Connection:
     streams: dict[str, tuple[trio.MemorySendChannel[StreamInput],
                              trio.MemoryReceiveChannel[StreamInput]]] = field(default_factory=dict)
     released: set[str] = field(default_factory=set)  # streams whose reader is gone
+    # scopes of tasks that only make sense while the client reads (event streams)
+    on_eof_cancel: list[trio.CancelScope] = field(default_factory=list)
     closed: bool = False
 
     async def send(self, data: bytes) -> None:
@@ -155,7 +157,6 @@ class Server:
         self.connections: set[Connection] = set()
         self._conn_nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
-        self.on_close: list[Callable[[Connection], None]] = []
 
     async def serve(
         self, listener: trio.abc.Listener[Any],
@@ -205,16 +206,18 @@ class Server:
                 await self._authenticate(conn)
                 log_.debug("connected", peer=conn.peer, identity=conn.identity)
                 await self._read_loop(conn, nursery)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            finally:
-                conn.closed = True
-                self.connections.discard(conn)
+                # end of input: requests in flight still get their answers
                 for stream_id in list(conn.streams):
-                    conn.release_stream(stream_id)
-                for callback in self.on_close:
-                    callback(conn)
+                    conn.streams[stream_id][0].close()
+                for scope in conn.on_eof_cancel:
+                    scope.cancel()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 nursery.cancel_scope.cancel()
+            finally:
+                self.connections.discard(conn)
+        conn.closed = True
+        for stream_id in list(conn.streams):
+            conn.release_stream(stream_id)
         with trio.move_on_after(1) as scope:
             scope.shield = True
             await stream.aclose()

@@ -56,7 +56,6 @@ class LxcDriver:
         self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.cgroup_dir = lxc_config.cgroup_prefix(ctx.daemon_id)
         self.limiter = trio.CapacityLimiter(8)
-        self.stop_limiter = trio.CapacityLimiter(64)
         blocked = [str(p) for p in [ctx.state_dir.resolve(), *ctx.state_dir.resolve().parents]
                    if not os.stat(p).st_mode & 0o001]
         if blocked:
@@ -108,61 +107,53 @@ class LxcDriver:
         tmp.write_text(text)
         tmp.replace(path)
 
+    def _status(self, name: str) -> str:
+        return STATES.get(self._container(name).state, "Error")
+
     async def start(self, inst: InstanceRecord) -> None:
         await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
-        log = self._dir(inst.name) / "lxc.log"
-        log.unlink(missing_ok=True)
+        (self._dir(inst.name) / "lxc.log").unlink(missing_ok=True)
+        # lxc-start returns once the container runs (or failed); never c.start() here
         outcome = await execute.run(
             ["lxc-start", "-P", self.lxcpath, "-n", inst.name], check=False,
             timeout=START_TIMEOUT)
-        if not outcome.ok:
+        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        if not outcome.ok or status != "Running":
             await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
-            detail = self._log_tail(inst.name) or outcome.tail()
+            detail = self._log_tail(inst.name) or outcome.tail() or f"state {status}"
             raise DriverError(f"Failed to start container {inst.name}: {detail}",
                               instance=inst.name)
 
-        def wait_running() -> bool:
-            return bool(self._container(inst.name).wait("RUNNING", 5))
-
-        if not await trio.to_thread.run_sync(wait_running, limiter=self.limiter):
-            raise DriverError(f"Container {inst.name} did not reach RUNNING: "
-                              f"{self._log_tail(inst.name)}", instance=inst.name)
-
     async def stop(self, inst: InstanceRecord, *, timeout: float, force: bool) -> None:
-        def stop() -> bool:
-            c = self._container(inst.name)
-            if c.state == "STOPPED":
-                return True
-            if not force and timeout > 0:
-                if c.state == "FROZEN":
-                    c.unfreeze()
-                if c.shutdown(max(1, int(timeout + 0.999))):
-                    return True
-            return bool(c.stop()) or c.state == "STOPPED"
-
-        if not await trio.to_thread.run_sync(stop, limiter=self.stop_limiter):
+        # python-lxc holds the GIL while it waits: waiting calls go through the tools
+        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        if status == "Stopped":
+            return
+        argv = ["lxc-stop", "-P", str(self.lxcpath), "-n", inst.name]
+        if force or timeout <= 0:
+            argv.append("-k")
+        else:
+            if status == "Frozen":
+                await self.unfreeze(inst)
+            argv += ["-t", str(max(1, int(timeout + 0.999)))]
+        outcome = await execute.run(argv, check=False, timeout=timeout + 30)
+        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        if status != "Stopped":
             raise DriverError(f"Failed to stop container {inst.name}: "
-                              f"{self._log_tail(inst.name)}", instance=inst.name)
+                              f"{outcome.tail() or self._log_tail(inst.name)}",
+                              instance=inst.name)
         await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
 
     async def freeze(self, inst: InstanceRecord) -> None:
-        ok = await trio.to_thread.run_sync(lambda: self._container(inst.name).freeze(),
-                                           limiter=self.limiter)
-        if not ok:
-            raise DriverError(f"Failed to freeze container {inst.name}", instance=inst.name)
+        await execute.run(["lxc-freeze", "-P", self.lxcpath, "-n", inst.name], timeout=60)
 
     async def unfreeze(self, inst: InstanceRecord) -> None:
-        ok = await trio.to_thread.run_sync(lambda: self._container(inst.name).unfreeze(),
-                                           limiter=self.limiter)
-        if not ok:
-            raise DriverError(f"Failed to unfreeze container {inst.name}",
-                              instance=inst.name)
+        await execute.run(["lxc-unfreeze", "-P", self.lxcpath, "-n", inst.name], timeout=60)
 
     async def delete(self, inst: InstanceRecord) -> None:
+        await self.stop(inst, timeout=0, force=True)
+
         def delete() -> None:
-            c = self._container(inst.name)
-            if c.defined and c.state != "STOPPED":
-                c.stop()
             shutil.rmtree(self._dir(inst.name), ignore_errors=True)
             self._clean_cgroups(inst.name)
             lock = Path("/run/lxc/lock") / str(self.lxcpath).strip("/") / f".{inst.name}"

@@ -1,0 +1,280 @@
+"""The daemon as a whole: isolation, crash recovery, concurrency, bad input, plugins
+(acceptance 2, 4, 5, 6, 7)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import Daemon, wait_for
+
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "contrib" / "example-plugin"
+
+
+def _db_counts(d: Daemon) -> dict[str, int]:
+    db = sqlite3.connect(d.dir / "lxctl.db")
+    try:
+        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
+                for t in ("instances", "images", "image_aliases", "storage_pools", "profiles")}
+    finally:
+        db.close()
+
+
+def test_two_daemons_side_by_side(workdir: Path) -> None:
+    a, b = Daemon(workdir / "two-a"), Daemon(workdir / "two-b")
+    try:
+        for d in (a, b):
+            d.start()
+            d.ok("image", "build", "busybox", "--alias", "bb")
+            d.ok("launch", "bb", "lxt-same", "-q")
+        assert a.states() == {"lxt-same": "RUNNING"} == b.states()
+        a.ok("exec", "lxt-same", "--", "touch", "/root/only-in-a")
+        assert b.cli("exec", "lxt-same", "--", "test", "-e", "/root/only-in-a").returncode == 1
+        a.ok("stop", "lxt-same")
+        assert a.states() == {"lxt-same": "STOPPED"} and b.states() == {"lxt-same": "RUNNING"}
+        b.ok("launch", "bb", "lxt-only-b", "-q")
+        assert "lxt-only-b" not in a.states()
+        a.ok("delete", "lxt-same")
+        assert b.ok("exec", "lxt-same", "--", "echo", "alive") == "alive\n"
+        assert a.leftovers("lxt-same") == []
+    finally:
+        a.cleanup()
+        b.cleanup()
+
+
+def test_kill9_and_restart_readopts_running_containers(fresh_daemon: Daemon) -> None:
+    d = fresh_daemon
+    d.ok("launch", "bb", "lxt-survivor", "-q")
+    d.ok("init", "bb", "lxt-slowstop", "-q", "-c", "raw.lxc=lxc.signal.halt = SIGHUP")
+    d.ok("start", "lxt-slowstop")
+    # a stop that cannot finish (busybox init ignores SIGHUP as a halt signal) ...
+    slow = subprocess.Popen(["lxctl", "stop", "lxt-slowstop", "--timeout", "60"], env=d.env,
+                            executable=str(Path(sys.executable).parent / "lxctl"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def running_ops() -> list[str]:
+        ops = json.loads(d.ok("operation", "list", "-f", "json"))
+        return [op["id"] for op in ops if op["status"] == "Running"]
+
+    interrupted_ids = wait_for(running_ops)
+    d.kill9()  # ... is interrupted by a crash of the daemon
+    slow.wait(10)
+    assert d.proc is not None and d.proc.returncode == -9
+    d.start()
+    assert d.states()["lxt-survivor"] == "RUNNING"
+    assert d.ok("exec", "lxt-survivor", "--", "echo", "still here") == "still here\n"
+    ops = json.loads(d.ok("operation", "list", "-f", "json"))
+    assert not [op for op in ops if op["status"] == "Running"]
+    interrupted = [op for op in ops if op["id"] in interrupted_ids]
+    assert interrupted and all(op["status"] == "Failure" for op in interrupted)
+    assert "stopped while this operation was running" in interrupted[0]["err"]
+    d.ok("delete", "--force", "lxt-survivor", "lxt-slowstop")
+    assert d.leftovers("lxt-survivor") == [] and d.leftovers("lxt-slowstop") == []
+
+
+def test_sigterm_leaves_containers_running_and_shutdown_stops_them(fresh_daemon: Daemon) -> None:
+    d = fresh_daemon
+    d.ok("launch", "bb", "lxt-term", "-q")
+    d.terminate()
+    assert d.proc is not None and d.proc.returncode == 0
+    assert not (d.dir / "unix.socket").exists()
+    d.start()
+    assert d.states()["lxt-term"] == "RUNNING"
+    d.ok("admin", "shutdown", timeout=90)
+    assert d.proc.wait(30) == 0
+    d.start()  # it was running when the daemon stopped it: started again (last state)
+    assert d.states()["lxt-term"] == "RUNNING"
+    d.ok("delete", "--force", "lxt-term")
+
+
+def test_twenty_concurrent_clients(fresh_daemon: Daemon) -> None:
+    d = fresh_daemon
+
+    def life(i: int) -> tuple[int, str]:
+        name = f"lxt-par{i:02d}"
+        steps = [("launch", "bb", name, "-q"), ("exec", name, "--", "echo", f"hi {i}"),
+                 ("delete", "--force", name)]
+        out = ""
+        for args in steps:
+            r = d.cli(*args, timeout=120)
+            if r.returncode != 0:
+                return r.returncode, f"{args}: {r.stderr}"
+            out += r.stdout
+        return 0, out
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(life, range(20)))
+    assert [rc for rc, _ in results] == [0] * 20, results
+    for i, (_, out) in enumerate(results):
+        assert f"hi {i}\n" in out
+    assert d.states() == {}
+    for i in range(20):
+        assert d.leftovers(f"lxt-par{i:02d}") == []
+    assert list((d.dir / "storage-pools/default/containers").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- bad input
+def _raw(d: Daemon, payload: bytes) -> list[dict[str, object]]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(d.dir / "unix.socket"))
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        buf = b""
+        while chunk := s.recv(1 << 20):
+            buf += chunk
+    return [json.loads(line) for line in buf.splitlines() if line.strip()]
+
+
+def test_bad_input_gets_errors_and_changes_nothing(daemon: Daemon) -> None:
+    daemon.ok("init", "bb", "lxt-keep", "-q")
+    before, states_before = _db_counts(daemon), daemon.states()
+    try:
+        cases: list[tuple[bytes, int, str]] = [
+            (b'{"jsonrpc": "2.0", "id": 1, "method": "instance.get", "params": {', -32700,
+             "Parse error"),
+            (b'{"jsonrpc": "2.0", "id": 2, "method": "instance.stop", '
+             b'"params": {"name": "lxt-keep", "force": "yes"}}', -32602,
+             "'force' must be a boolean, got a string"),
+            (b'{"jsonrpc": "2.0", "id": 3, "method": "instance.explode", "params": {}}', -32601,
+             "instance.explode"),
+            (b'{"jsonrpc": "2.0", "id": 4, "method": "instance.start", '
+             b'"params": {"name": "lxt-nothere"}}', -32001, "'lxt-nothere' not found"),
+            (b'{"jsonrpc": "2.0", "id": 5, "method": "instance.create", '
+             b'"params": {"image": "bb", "name": "foo.bar"}}', -32003, "Invalid instance name"),
+            (b'{"jsonrpc": "2.0", "id": 6, "method": "instance.create", '
+             b'"params": {"image": "bb", "name": "lxt-keep"}}', -32002, "already exists"),
+            (b'{"jsonrpc": "2.0", "id": 7, "method": 42}', -32600, "Invalid request"),
+            (b'{"jsonrpc": "2.0", "id": 8, "method": "instance.delete", "params": ["lxt-keep", '
+             b'false, "extra"]}', -32602, "at most 2 positional"),
+        ]
+        for payload, code, needle in cases:
+            (response,) = _raw(daemon, payload + b"\n")
+            assert response["error"]["code"] == code, (payload, response)
+            assert needle in response["error"]["message"], (payload, response)
+
+        # a 10 MB message is refused, and the same connection keeps working
+        big = b'{"jsonrpc": "2.0", "id": 9, "method": "server.info", "params": {"x": "' + \
+            b"a" * (10 * 1024 * 1024) + b'"}}\n'
+        ok = b'{"jsonrpc": "2.0", "id": 10, "method": "instance.get", ' \
+             b'"params": {"name": "lxt-keep"}}\n'
+        responses = _raw(daemon, big + ok)
+        assert responses[0]["error"]["code"] == -32011
+        assert "exceeds the limit" in responses[0]["error"]["message"]
+        assert responses[1]["id"] == 10 and responses[1]["result"]["name"] == "lxt-keep"
+
+        # a batch mixing good and bad requests answers each
+        batch = json.dumps([
+            {"jsonrpc": "2.0", "id": "a", "method": "instance.get", "params": {"name": "lxt-keep"}},
+            {"jsonrpc": "2.0", "id": "b", "method": "instance.get", "params": {"name": 1}},
+            {"jsonrpc": "2.0", "method": "instance.start", "params": {"name": "-bad-"}},
+        ]).encode() + b"\n"
+        (answers,) = _raw(daemon, batch)
+        assert [a["id"] for a in answers] == ["a", "b"]  # type: ignore[index]
+        assert answers[1]["error"]["code"] == -32602  # type: ignore[index]
+    finally:
+        assert daemon.cli("list").returncode == 0  # the daemon is still up
+    assert daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
+    after = _db_counts(daemon)
+    assert after == before
+    assert daemon.states() == states_before
+    daemon.ok("delete", "lxt-keep")
+
+
+def test_unauthorized_peer_is_refused(daemon: Daemon) -> None:
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import json,socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+         "s.sendall(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"instance.list\"}\\n'); "
+         "print(s.recv(65536).decode())",
+         str(daemon.dir / "unix.socket")], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 or json.loads(r.stdout)["error"]["code"] == -32006
+    mode = (daemon.dir / "unix.socket").stat().st_mode & 0o777
+    assert mode == 0o660
+
+
+# ---------------------------------------------------------------------------- plugins
+@pytest.fixture(scope="module")
+def example_plugin() -> None:
+    """Install the example third-party plugin into this environment, as a user would."""
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--disable-pip-version-check", str(EXAMPLE_PLUGIN)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def test_third_party_plugin_is_loaded(example_plugin: None, fresh_daemon: Daemon) -> None:
+    d = fresh_daemon
+    info = json.loads(json.dumps(d.rpc({"jsonrpc": "2.0", "id": 1,
+                                        "method": "server.info"})["result"]))
+    plugins = {p["name"]: p for p in info["plugins"]}
+    assert plugins["example"]["package"] == "lxctl-example"
+    assert plugins["example"]["version"] == "0.1.0"
+    assert {"storage-dir", "hypervisor-lxc", "auth-peer"} <= set(plugins)
+    assert "name: example" in d.ok("info")
+    hello = d.rpc({"jsonrpc": "2.0", "id": 2, "method": "example.hello",
+                   "params": {"name": "lxd"}})
+    assert hello["result"] == {"greeting": "Hello, lxd!", "caller": "root"}
+    bad = d.rpc({"jsonrpc": "2.0", "id": 3, "method": "example.hello", "params": {"name": 3}})
+    assert bad["error"]["code"] == -32602
+    d.ok("init", "bb", "lxt-plug", "-q")
+    d.ok("delete", "lxt-plug")
+    counts = wait_for(lambda: d.rpc({"jsonrpc": "2.0", "id": 4, "method": "example.events"})
+                      ["result"].get("instance-deleted"))
+    assert counts == 1
+
+
+def test_plugin_can_be_disabled_by_name(example_plugin: None, workdir: Path) -> None:
+    d = Daemon(workdir / "disabled")
+    d.dir.mkdir(parents=True)
+    (d.dir / "lxctld.toml").write_text('[plugins]\ndisabled = ["example"]\n')
+    try:
+        d.start()
+        info = d.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
+        assert "example" not in {p["name"] for p in info["plugins"]}
+        assert info["plugins_disabled"] == ["example"]
+        r = d.rpc({"jsonrpc": "2.0", "id": 2, "method": "example.hello"})
+        assert r["error"]["code"] == -32601
+    finally:
+        d.cleanup()
+
+
+def test_missing_driver_error_is_helpful(workdir: Path) -> None:
+    d = Daemon(workdir / "nodir")
+    d.dir.mkdir(parents=True)
+    (d.dir / "lxctld.toml").write_text('[plugins]\ndisabled = ["storage-dir"]\n')
+    try:
+        d.proc = subprocess.Popen([str(Path(sys.executable).parent / "lxctld")], env=d.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err = d.proc.communicate(timeout=30)
+        assert d.proc.returncode == 1
+        assert "storage driver 'dir' not found" in err and "plugin" in err
+    finally:
+        d.cleanup()
+
+
+def test_bad_daemon_config_is_refused(workdir: Path) -> None:
+    d = Daemon(workdir / "badcfg")
+    d.dir.mkdir(parents=True)
+    (d.dir / "lxctld.toml").write_text("[rpc]\nmax_mesage_size = 5\n")
+    try:
+        r = subprocess.run([str(Path(sys.executable).parent / "lxctld")], env=d.env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "unknown key 'rpc.max_mesage_size'" in r.stderr
+    finally:
+        d.cleanup()
+
+
+def test_waitready_times_out_clearly(workdir: Path) -> None:
+    d = Daemon(workdir / "absent")
+    t0 = time.monotonic()
+    r = d.cli("admin", "waitready", "--timeout", "1")
+    assert r.returncode == 1 and "still not running after 1s" in r.stderr
+    assert time.monotonic() - t0 < 5
