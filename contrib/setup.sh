@@ -43,6 +43,8 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 rm -f "$site"/__editable__.lxctl-*.pth "$site"/__editable___lxctl_*_finder.py
 ln -sfn "$ROOT/core" "$site/lxctl"
 ln -sfn "$ROOT/plugins" "$site/lxctl_plugins"
+# Byte-compile now: with PYTHONDONTWRITEBYTECODE set, every client start would recompile.
+.venv/bin/python -m compileall -q core plugins
 ln -sf "$ROOT/.venv/bin/lxctl" /usr/local/bin/lxctl
 ln -sf "$ROOT/.venv/bin/lxctld" /usr/local/bin/lxctld
 echo "setup.sh: ready ($(.venv/bin/lxctl --version | head -1))"

@@ -28,7 +28,7 @@ from lxctl.errors import InvalidArgument
 from lxctl.events import EVENT_TYPES
 from lxctl.names import check_instance_name
 from lxctl.operations import Operation
-from lxctl.rpc import MethodTable
+from lxctl.rpc import Method, MethodTable
 
 if TYPE_CHECKING:
     from lxctl.daemon import App
@@ -315,7 +315,7 @@ async def profile_get(ctx: CallContext, name: str) -> dict[str, Any]:
     return (await _app(ctx).store.profile_get(name)).to_api()
 
 
-METHODS = {
+METHODS: dict[str, Method] = {
     "server.info": server_info,
     "server.ready": server_ready,
     "server.shutdown": server_shutdown,

@@ -17,6 +17,7 @@ from typing import Any
 from lxctl import paths
 from lxctl.errors import InvalidArgument
 
+
 def state_dir() -> Path:
     return Path(paths.state_dir())
 

@@ -33,7 +33,7 @@ class Outcome:
 
 
 async def run(
-    argv: Sequence[str],
+    argv: Sequence[str | os.PathLike[str]],
     *,
     check: bool = True,
     timeout: float = 60.0,

@@ -160,7 +160,7 @@ class Instances:
             raise InvalidArgument("No root disk device: the profiles give the instance no "
                                   "storage pool (use --storage POOL)", instance=name)
         hypervisor = self.drivers.hypervisor_for(rec.type)
-        pool_rec, storage = await self.pools.get(pool or root["pool"])
+        pool_rec, storage = await self.pools.get(pool or (root or {})["pool"])
         self.lifecycle.acquire(name, "create")
         try:
             await self.store.instance_create(rec)  # reserves the name, or AlreadyExists

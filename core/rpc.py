@@ -42,7 +42,12 @@ from jsonrpcserver.codes import (
 )
 from jsonrpcserver.dispatcher import create_request, validate_request
 from jsonrpcserver.main import default_validator
-from jsonrpcserver.response import ErrorResponse, SuccessResponse, serialize_error, serialize_success
+from jsonrpcserver.response import (
+    ErrorResponse,
+    SuccessResponse,
+    serialize_error,
+    serialize_success,
+)
 from jsonrpcserver.sentinels import NODATA, NOID
 
 from lxctl.errors import LxctlError, MessageTooLarge
@@ -72,7 +77,7 @@ class LineFramer:
     _buf: bytearray = field(default_factory=bytearray)
     _skipping: int = 0  # > 0: bytes of an oversized line seen so far
 
-    def feed(self, data: bytes) -> Iterator[bytes | Oversized]:
+    def feed(self, data: bytes | bytearray) -> Iterator[bytes | Oversized]:
         if self._skipping:
             nl = data.find(b"\n")
             if nl < 0:
@@ -184,7 +189,7 @@ class MethodTable:
             if hint is p.empty:
                 hint = Any
             elif isinstance(hint, str):
-                hint = eval(hint, func.__globals__)  # noqa: S307 - our own annotations
+                hint = eval(hint, func.__globals__)
             params.append(Param(p.name, hint, p.default is p.empty))
         self._methods[name] = MethodSpec(name, func, tuple(params), inspect.getdoc(func) or "")
 
@@ -396,9 +401,9 @@ __all__ = [
     "MethodTable",
     "Oversized",
     "ParseFailure",
-    "is_notification",
     "encode",
     "error_object",
+    "is_notification",
     "notification",
     "too_large_error",
 ]

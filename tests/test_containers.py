@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
 import select
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import LXCTL, Daemon, wait_for
 
@@ -220,9 +222,7 @@ def test_image_import_list_delete(daemon: Daemon, image_tarball: object) -> None
     out = daemon.ok("image", "import", str(image_tarball), "--alias", "lxt-img")
     fingerprint = out.split(": ")[1].strip()
     assert len(fingerprint) == 64
-    import hashlib
-
-    assert fingerprint == hashlib.sha256(open(str(image_tarball), "rb").read()).hexdigest()
+    assert fingerprint == hashlib.sha256(Path(str(image_tarball)).read_bytes()).hexdigest()
     assert "lxt-img" in daemon.ok("image", "list", "-f", "csv")
     r = daemon.cli("image", "import", str(image_tarball), "--alias", "lxt-img2")
     assert r.returncode == 1 and "same fingerprint" in r.stderr

@@ -59,9 +59,9 @@ async def test_lock_is_exclusive_per_instance() -> None:
 def test_instance_config_validation() -> None:
     check_instance_config({"security.privileged": "true", "user.x": "y",
                            "limits.memory": "256MiB"})
-    with pytest.raises(InvalidArgument, match="Unknown configuration key: bogus.key"):
+    with pytest.raises(InvalidArgument, match=r"Unknown configuration key: bogus\.key"):
         check_instance_config({"bogus.key": "1"})
-    with pytest.raises(InvalidArgument, match="security.privileged"):
+    with pytest.raises(InvalidArgument, match=r"security\.privileged"):
         check_instance_config({"security.privileged": "maybe"})
     with pytest.raises(InvalidArgument, match="managed by the daemon"):
         check_instance_config({"volatile.base_image": "x"})
@@ -70,11 +70,12 @@ def test_instance_config_validation() -> None:
 
 
 def test_daemon_config_rejects_unknown_keys(tmp_path: Path) -> None:
-    (tmp_path / "lxctld.toml").write_text('[plugins]\ndisabled = ["x"]\n[rpc]\nmax_message_size = 10\n')
+    (tmp_path / "lxctld.toml").write_text(
+        '[plugins]\ndisabled = ["x"]\n[rpc]\nmax_message_size = 10\n')
     cfg = load_daemon_config(tmp_path)
     assert cfg.disabled_plugins == ["x"] and cfg.max_message_size == 10
     (tmp_path / "lxctld.toml").write_text("[bogus]\nkey = 1\n")
-    with pytest.raises(InvalidArgument, match="unknown key 'bogus.key'"):
+    with pytest.raises(InvalidArgument, match=r"unknown key 'bogus\.key'"):
         load_daemon_config(tmp_path)
 
 

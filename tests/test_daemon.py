@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import Daemon, wait_for
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "contrib" / "example-plugin"
@@ -22,7 +21,7 @@ EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "contrib" / "example-plug
 def _db_counts(d: Daemon) -> dict[str, int]:
     db = sqlite3.connect(d.dir / "lxctl.db")
     try:
-        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
+        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("instances", "images", "image_aliases", "storage_pools", "profiles")}
     finally:
         db.close()
@@ -205,6 +204,7 @@ def test_unauthorized_peer_is_refused(daemon: Daemon) -> None:
 def example_plugin() -> None:
     """Install the example third-party plugin into this environment, as a user would."""
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation",
                         "--disable-pip-version-check", str(EXAMPLE_PLUGIN)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -7,6 +7,7 @@ on every ``lxctl`` command.
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import socket
@@ -71,6 +72,11 @@ class Client:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def send_stream(self, stream: str, data: bytes) -> None:
+        """Stream input: base64 ``data`` for ``stream`` (exec stdin, uploads)."""
+        self.notify("stream.input", {"stream": stream,
+                                     "data": binascii.b2a_base64(data, newline=False).decode()})
 
     # ------------------------------------------------------------------ receiving
     def read_messages(self) -> list[dict[str, Any]] | None:

@@ -172,8 +172,7 @@ def _relay(client: Client, params: dict[str, Any]) -> int:
             except OSError:
                 data = b""
             if data:
-                client.notify("stream.input", {"stream": STREAM,
-                                               "data": binascii.b2a_base64(data, newline=False).decode()})
+                client.send_stream(STREAM, data)
             else:
                 client.notify("stream.input", {"stream": STREAM, "eof": True})
                 stdin_open = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import binascii
 from datetime import datetime
 
 from lxctl.cli.connection import RpcError, connect
@@ -77,8 +76,7 @@ def _import(path: str, aliases: list[str]) -> int:
     with f:
         request_id = client.request("image.import", {"stream": "image", "aliases": aliases})
         while chunk := f.read(UPLOAD_CHUNK):
-            client.notify("stream.input", {"stream": "image",
-                                           "data": binascii.b2a_base64(chunk, newline=False).decode()})
+            client.send_stream("image", chunk)
         client.notify("stream.input", {"stream": "image", "eof": True})
     rec = client.wait_for(request_id)
     write(f"Image imported with fingerprint: {rec['fingerprint']}\n")

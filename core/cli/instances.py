@@ -18,6 +18,9 @@ COLUMNS: dict[str, str] = {
     "N": "PROCESSES", "p": "PID", "P": "PROFILES", "u": "CPU USAGE", "e": "PROJECT",
 }
 NEEDS_STATE = set("46mNpu")
+WANTED_FROM = {"start": ("Stopped", "Frozen"), "stop": ("Running", "Frozen"),
+               "restart": ("Running", "Frozen"), "freeze": ("Running",),
+               "unfreeze": ("Frozen",)}
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -104,12 +107,8 @@ def _power(command: str, args: list[str], action: str) -> int:
     for name in names:
         method = action
         status = states.get(name)
-        if opts.all:  # skip instances already in the wanted state, as Incus does
-            if (action == "start" and status == "Running") or (
-                    action == "stop" and status == "Stopped") or (
-                    action == "freeze" and status != "Running") or (
-                    action == "unfreeze" and status != "Frozen"):
-                continue
+        if opts.all and status not in WANTED_FROM[action]:
+            continue  # --all skips instances already in the wanted state, as Incus does
         if action == "start" and status == "Frozen":
             method = "unfreeze"
         params: dict[str, Any] = {"name": name}

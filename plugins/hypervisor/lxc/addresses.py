@@ -8,10 +8,15 @@ import struct
 from typing import Any
 
 
+def _read(path: str) -> list[str]:
+    with open(path) as f:
+        return f.read().splitlines()
+
+
 def _ipv6(pid: int) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     try:
-        lines = open(f"/proc/{pid}/net/if_inet6").read().splitlines()
+        lines = _read(f"/proc/{pid}/net/if_inet6")
     except OSError:
         return out
     scopes = {"00": "global", "20": "link", "10": "local"}
@@ -30,8 +35,8 @@ def _ipv4(pid: int) -> dict[str, list[dict[str, str]]]:
     """Local IPv4 addresses from fib_trie, matched to interfaces through the routes."""
     out: dict[str, list[dict[str, str]]] = {}
     try:
-        routes = open(f"/proc/{pid}/net/route").read().splitlines()[1:]
-        trie = open(f"/proc/{pid}/net/fib_trie").read().splitlines()
+        routes = _read(f"/proc/{pid}/net/route")[1:]
+        trie = _read(f"/proc/{pid}/net/fib_trie")
     except OSError:
         return out
     nets = []
@@ -39,9 +44,9 @@ def _ipv4(pid: int) -> dict[str, list[dict[str, str]]]:
         f = line.split()
         if len(f) < 8 or f[1] == "00000000":
             continue
-        net = socket.inet_ntoa(struct.pack("<I", int(f[1], 16)))
+        dest = socket.inet_ntoa(struct.pack("<I", int(f[1], 16)))
         mask = socket.inet_ntoa(struct.pack("<I", int(f[7], 16)))
-        nets.append((ipaddress.IPv4Network(f"{net}/{mask}", strict=False), f[0]))
+        nets.append((ipaddress.IPv4Network(f"{dest}/{mask}", strict=False), f[0]))
     local: set[str] = set()
     for i, line in enumerate(trie):
         if "/32 host LOCAL" in line and i > 0:

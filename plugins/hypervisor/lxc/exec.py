@@ -18,6 +18,7 @@ import struct
 import termios
 import tty
 from collections.abc import Callable
+
 import trio
 
 from lxctl.drivers import (
