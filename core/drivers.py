@@ -30,6 +30,15 @@ class DriverContext:
 
 
 # ---------------------------------------------------------------------------- storage
+@dataclass(frozen=True)
+class RootVolume:
+    """An instance's root filesystem: a directory, or an overlay of ``lower`` (the
+    image, read-only) and ``path`` (the instance's own changes)."""
+
+    path: Path
+    lower: Path | None = None
+
+
 class StorageDriver(Protocol):
     """A storage backend. One object serves every pool that uses this driver."""
 
@@ -55,13 +64,13 @@ class StorageDriver(Protocol):
 
     async def delete_image_volumes(self, pool: PoolRecord, fingerprint: str) -> None: ...
 
-    async def create_instance_volume(self, pool: PoolRecord, name: str, source: Path) -> Path:
-        """Create an instance's root volume from an image rootfs; return its rootfs."""
+    async def create_instance_volume(
+        self, pool: PoolRecord, name: str, source: Path
+    ) -> RootVolume:
+        """Create an instance's root volume from an image rootfs."""
 
     async def delete_instance_volume(self, pool: PoolRecord, name: str) -> None:
         """Delete it; deleting one that does not exist is not an error."""
-
-    def instance_rootfs(self, pool: PoolRecord, name: str) -> Path: ...
 
 
 # ---------------------------------------------------------------------------- hypervisor
@@ -128,7 +137,7 @@ class HypervisorDriver(Protocol):
     def rootfs_idmap(self, inst: InstanceRecord) -> IdMap | None:
         """The id map the instance's rootfs must be shifted to (None: unshifted)."""
 
-    async def create(self, inst: InstanceRecord, rootfs: Path) -> None: ...
+    async def create(self, inst: InstanceRecord, root: RootVolume) -> None: ...
 
     async def start(self, inst: InstanceRecord) -> None: ...
 

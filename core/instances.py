@@ -175,8 +175,8 @@ class Instances:
                     image_rootfs = await self.pools.image_volume(
                         pool_rec, storage, img, self.images.path(img), idmap)
                     self.ops.progress(op, step="creating root volume")
-                    rootfs = await storage.create_instance_volume(pool_rec, name, image_rootfs)
-                    await hypervisor.create(rec, rootfs)
+                    root = await storage.create_instance_volume(pool_rec, name, image_rootfs)
+                    await hypervisor.create(rec, root)
                 except BaseException:
                     with trio.CancelScope(shield=True):
                         await self._undo_create(rec)

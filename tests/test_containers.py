@@ -52,10 +52,15 @@ def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
         info = json.loads(daemon.ok("list", "--format", "json"))
         pid = next(i for i in info if i["name"] == "lxt-unpriv")["state"]["pid"]
         assert os.stat(f"/proc/{pid}").st_uid == int(uid_map[1])
-        rootfs = daemon.dir / "storage-pools/default/containers/lxt-unpriv/rootfs"
-        assert os.stat(rootfs / "bin/busybox").st_uid == int(uid_map[1])
-        images = list((daemon.dir / "storage-pools/default/images").iterdir())
-        assert len([p for p in images if p.name.endswith("65536")]) == 1
+        images = [p for p in (daemon.dir / "storage-pools/default/images").iterdir()
+                  if p.name.endswith("65536")]
+        assert len(images) == 1
+        assert os.stat(images[0] / "rootfs/bin/busybox").st_uid == int(uid_map[1])
+        # the instance's own writes land in its overlay upper layer, owned by its root
+        daemon.ok("exec", "lxt-unpriv", "--", "sh", "-c", "echo hi > /root/mine")
+        upper = daemon.dir / "storage-pools/default/containers/lxt-unpriv/upper"
+        assert os.stat(upper / "root/mine").st_uid == int(uid_map[1])
+        assert not (images[0] / "rootfs/root/mine").exists()
     finally:
         daemon.ok("delete", "--force", "lxt-unpriv")
 
@@ -260,3 +265,20 @@ def test_stop_all_and_start_all(daemon: Daemon) -> None:
         daemon.ok("delete", "--force", *names)
     for n in names:
         wait_for(lambda n=n: daemon.leftovers(n) == [])
+
+
+def test_image_deleted_under_a_running_instance(daemon: Daemon, image_tarball: Path) -> None:
+    daemon.ok("image", "import", str(image_tarball), "--alias", "lxt-gone")
+    fingerprint = daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "image.get",
+                              "params": {"image": "lxt-gone"}})["result"]["fingerprint"]
+    daemon.ok("launch", "lxt-gone", "lxt-orphan", "-q")
+    images = daemon.dir / "storage-pools/default/images"
+    try:
+        daemon.ok("image", "delete", "lxt-gone")
+        assert "lxt-gone" not in daemon.ok("image", "list", "-f", "csv")
+        daemon.ok("restart", "lxt-orphan")  # its root still rests on the image's volume
+        assert daemon.ok("exec", "lxt-orphan", "--", "cat", "/etc/hostname").strip()
+        assert list(images.glob(f"{fingerprint}.*"))
+    finally:
+        daemon.ok("delete", "--force", "lxt-orphan")
+    assert not list(images.glob(f"{fingerprint}.*"))  # gone with its last instance

@@ -26,6 +26,7 @@ from lxctl.drivers import (
     ExecOutput,
     ExecRequest,
     InstanceState,
+    RootVolume,
     StreamInput,
 )
 from lxctl.errors import DriverError, InvalidState
@@ -92,14 +93,14 @@ class LxcDriver:
         cgroups.remove(f"{self.cgroup_dir}/{name}")
 
     # ------------------------------------------------------------------ lifecycle
-    async def create(self, inst: InstanceRecord, rootfs: Path) -> None:
+    async def create(self, inst: InstanceRecord, root: RootVolume) -> None:
         directory = self._dir(inst.name)
         directory.mkdir(mode=0o711, exist_ok=True)
-        self._write_config(inst, rootfs)
+        self._write_config(inst, root)
 
-    def _write_config(self, inst: InstanceRecord, rootfs: Path) -> None:
+    def _write_config(self, inst: InstanceRecord, root: RootVolume) -> None:
         text = lxc_config.render(
-            name=inst.name, rootfs=rootfs, config=inst.config,
+            name=inst.name, root=root, config=inst.config,
             idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir,
             log_file=self._dir(inst.name) / "lxc.log")
         path = self._dir(inst.name) / "config"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lxctl.config import is_true, parse_size
+from lxctl.drivers import RootVolume
 from lxctl.idmap import IdMap
 
 COMMON = Path("/usr/share/lxc/config/common.conf")
@@ -20,8 +21,14 @@ def cgroup_prefix(daemon_id: str) -> str:
     return f"lxctl.{daemon_id}"
 
 
+def rootfs_path(root: RootVolume) -> str:
+    if root.lower is None:
+        return f"dir:{root.path}"
+    return f"overlay:{root.lower}:{root.path}"  # LXC puts the workdir beside the upper
+
+
 def render(
-    *, name: str, rootfs: Path, config: dict[str, str], idmap: IdMap | None,
+    *, name: str, root: RootVolume, config: dict[str, str], idmap: IdMap | None,
     cgroup_dir: str, log_file: Path,
 ) -> str:
     lines = [
@@ -35,7 +42,7 @@ def render(
         "lxc.hook.post-stop =",  # Debian's lxcfs hook is a 0.5 s sleep on every stop
         "lxc.arch = linux64",
         f"lxc.uts.name = {name}",
-        f"lxc.rootfs.path = dir:{rootfs}",
+        f"lxc.rootfs.path = {rootfs_path(root)}",
         "lxc.net.0.type = empty",
         f"lxc.cgroup.dir.container = {cgroup_dir}/{name}",
         f"lxc.cgroup.dir.monitor = {cgroup_dir}/{name}.mon",
