@@ -10,7 +10,6 @@ from __future__ import annotations
 import binascii
 import os
 import select
-import signal
 import sys
 
 from lxctl.cli.connection import ConnectionFailed, connect
@@ -135,6 +134,8 @@ def exec_(command: str, args: list[str]) -> int:
     if interactive and sys.stdin.isatty():
         import termios
         import tty
+
+        import signal
 
         saved = termios.tcgetattr(0)
         tty.setraw(0)
