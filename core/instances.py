@@ -120,11 +120,12 @@ class Instances:
         return await self._start_op(name, description, run)
 
     async def _start_op(
-        self, name: str, description: str, work: Callable[[Operation], Awaitable[None]]
+        self, name: str, description: str, work: Callable[[Operation], Awaitable[None]],
+        *, may_cancel: bool = False,
     ) -> Operation:
         """Start an operation whose work releases ``name``'s lock (held by the caller)."""
         try:
-            return await self.ops.start(description, work,
+            return await self.ops.start(description, work, may_cancel=may_cancel,
                                         resources={"instances": [source(name)]})
         except BaseException:
             self.lifecycle.release(name)
@@ -160,6 +161,7 @@ class Instances:
             raise InvalidArgument("No root disk device: the profiles give the instance no "
                                   "storage pool (use --storage POOL)", instance=name)
         hypervisor = self.drivers.hypervisor_for(rec.type)
+        idmap = hypervisor.rootfs_idmap(rec)  # refuses before anything is written
         pool_rec, storage = await self.pools.get(pool or (root or {})["pool"])
         self.lifecycle.acquire(name, "create")
         try:
@@ -171,7 +173,6 @@ class Instances:
         async def work(op: Operation) -> None:
             try:
                 try:
-                    idmap = hypervisor.rootfs_idmap(rec)
                     image_rootfs = await self.pools.image_volume(
                         pool_rec, storage, img, self.images.path(img), idmap)
                     self.ops.progress(op, step="creating root volume")
@@ -182,13 +183,15 @@ class Instances:
                         await self._undo_create(rec)
                     raise
                 self._event("instance-created", name, type=rec.type)
-                if start:  # the same operation, still holding the lock, starts it
-                    await self._do_start(rec)
+                if start:  # the same operation, still holding the lock, starts it;
+                    with trio.CancelScope(shield=True):  # the instance exists: no undo now
+                        await self._do_start(rec)
             finally:
                 self.lifecycle.release(name)
 
         description = f"Creating instance {name}" + (" and starting it" if start else "")
-        return await self._start_op(name, description, work)
+        # cancelling undoes the creation (until the instance exists, then it is too late)
+        return await self._start_op(name, description, work, may_cancel=True)
 
     async def _free_name(self) -> str:
         for _ in range(100):

@@ -131,3 +131,52 @@ async def test_event_bus_never_blocks_and_drops_slow_subscribers() -> None:
     assert got == seen
     with pytest.raises(trio.WouldBlock):
         fast.receive.receive_nowait()
+
+
+async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
+    from lxctl.operations import Operation, Operations
+
+    store = SQLiteStore(tmp_path / "db")
+    bus = EventBus()
+    events = bus.subscribe(["operation"])
+    async with trio.open_nursery() as nursery:
+        ops = Operations(store, bus, nursery)
+        started = trio.Event()
+
+        async def forever(op: Operation) -> None:
+            ops.progress(op, step="waiting")
+            started.set()
+            await trio.sleep_forever()
+
+        async def quick(op: Operation) -> dict[str, int]:
+            return {"answer": 42}
+
+        long_op = await ops.start("Waiting forever", forever, may_cancel=True)
+        fixed_op = await ops.start("Cannot be cancelled", forever)
+        done_op = await ops.start("Quick", quick)
+        await started.wait()
+        assert (await ops.wait(done_op.id, 5)).to_api()["metadata"] == {"answer": 42}
+        assert long_op.to_api()["metadata"] == {"step": "waiting"}
+        assert (await ops.wait(long_op.id, 0.05)).status == "Running"  # timed out waiting
+        with pytest.raises(InvalidState, match="cannot be cancelled"):
+            ops.cancel(fixed_op.id)
+        ops.cancel(long_op.id)
+        waited = await ops.wait(long_op.id, 5)
+        assert waited.status == "Cancelled" and waited.to_api()["status_code"] == 401
+        with pytest.raises(InvalidState, match="not running"):
+            ops.cancel(long_op.id)
+        with pytest.raises(NotFound):
+            ops.get("nope")
+        statuses = []
+        while True:
+            try:
+                ev = events.receive.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if ev.metadata["id"] == long_op.id:
+                statuses.append(ev.metadata["status"])
+        assert statuses[0] == "Running" and statuses[-1] == "Cancelled"
+        nursery.cancel_scope.cancel()
+    # the store saw them: one still "Running" would be failed by the next daemon start
+    failed = await store.operations_fail_running("restart")
+    assert [op.id for op in failed] == [fixed_op.id]

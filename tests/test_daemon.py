@@ -187,16 +187,33 @@ def test_bad_input_gets_errors_and_changes_nothing(daemon: Daemon) -> None:
     daemon.ok("delete", "lxt-keep")
 
 
-def test_unauthorized_peer_is_refused(daemon: Daemon) -> None:
+def _call_as(daemon: Daemon, *setpriv: str) -> dict[str, object]:
     r = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         "import json,socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+        ["setpriv", *setpriv, sys.executable, "-c",
+         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
          "s.sendall(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"instance.list\"}\\n'); "
          "print(s.recv(65536).decode())",
          str(daemon.dir / "unix.socket")], capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 or json.loads(r.stdout)["error"]["code"] == -32006
-    mode = (daemon.dir / "unix.socket").stat().st_mode & 0o777
-    assert mode == 0o660
+    assert r.returncode == 0, r.stderr
+    response: dict[str, object] = json.loads(r.stdout)
+    return response
+
+
+def test_peer_credentials_decide_access(daemon: Daemon) -> None:
+    import grp
+
+    assert (daemon.dir / "unix.socket").stat().st_mode & 0o777 == 0o660
+    gid = grp.getgrnam("lxctl").gr_gid
+    assert (daemon.dir / "unix.socket").stat().st_gid == gid
+    # the socket's permissions keep others out; the daemon checks peers itself too
+    (daemon.dir / "unix.socket").chmod(0o666)
+    try:
+        refused = _call_as(daemon, "--reuid=65534", "--regid=65534", "--clear-groups")
+        assert refused["error"]["code"] == -32006  # type: ignore[index]
+        member = _call_as(daemon, "--reuid=65534", "--regid=65534", f"--groups={gid}")
+        assert isinstance(member["result"], list)
+    finally:
+        (daemon.dir / "unix.socket").chmod(0o660)
 
 
 # ---------------------------------------------------------------------------- plugins

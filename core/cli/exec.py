@@ -132,10 +132,9 @@ def exec_(command: str, args: list[str]) -> int:
     client.on_notification = on_notification
     saved = None
     if interactive and sys.stdin.isatty():
+        import signal
         import termios
         import tty
-
-        import signal
 
         saved = termios.tcgetattr(0)
         tty.setraw(0)
