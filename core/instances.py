@@ -257,22 +257,23 @@ class Instances:
         return await self._locked_op(name, "restart", f"Restarting instance {name}", work)
 
     async def freeze(self, name: str) -> Operation:
-        async def work(rec: InstanceRecord, op: Operation) -> None:
-            await self.drivers.hypervisor_for(rec.type).freeze(rec)
-            rec.power_state = "Frozen"
-            await self.store.instance_update(rec)
-            self._event("instance-paused", rec.name)
-
-        return await self._locked_op(name, "freeze", f"Freezing instance {name}", work)
+        return await self._set_frozen(name, True)
 
     async def unfreeze(self, name: str) -> Operation:
-        async def work(rec: InstanceRecord, op: Operation) -> None:
-            await self.drivers.hypervisor_for(rec.type).unfreeze(rec)
-            rec.power_state = "Running"
-            await self.store.instance_update(rec)
-            self._event("instance-resumed", rec.name)
+        return await self._set_frozen(name, False)
 
-        return await self._locked_op(name, "unfreeze", f"Unfreezing instance {name}", work)
+    async def _set_frozen(self, name: str, frozen: bool) -> Operation:
+        action = "freeze" if frozen else "unfreeze"
+
+        async def work(rec: InstanceRecord, op: Operation) -> None:
+            hypervisor = self.drivers.hypervisor_for(rec.type)
+            await (hypervisor.freeze(rec) if frozen else hypervisor.unfreeze(rec))
+            rec.power_state = "Frozen" if frozen else "Running"
+            await self.store.instance_update(rec)
+            self._event("instance-paused" if frozen else "instance-resumed", rec.name)
+
+        description = f"{'Freezing' if frozen else 'Unfreezing'} instance {name}"
+        return await self._locked_op(name, action, description, work)
 
     # ------------------------------------------------------------------ delete
     async def _do_delete(self, rec: InstanceRecord) -> None:

@@ -263,30 +263,28 @@ def test_plugin_can_be_disabled_by_name(example_plugin: None, workdir: Path) -> 
         d.cleanup()
 
 
-def test_missing_driver_error_is_helpful(workdir: Path) -> None:
-    d = Daemon(workdir / "nodir")
+def _start_fails(directory: Path, config: str) -> str:
+    """Start lxctld with ``config``; it must exit 1. Returns its stderr."""
+    d = Daemon(directory)
     d.dir.mkdir(parents=True)
-    (d.dir / "lxctld.toml").write_text('[plugins]\ndisabled = ["storage-dir"]\n')
-    try:
-        d.proc = subprocess.Popen([str(Path(sys.executable).parent / "lxctld")], env=d.env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _, err = d.proc.communicate(timeout=30)
-        assert d.proc.returncode == 1
-        assert "storage driver 'dir' not found" in err and "plugin" in err
-    finally:
-        d.cleanup()
-
-
-def test_bad_daemon_config_is_refused(workdir: Path) -> None:
-    d = Daemon(workdir / "badcfg")
-    d.dir.mkdir(parents=True)
-    (d.dir / "lxctld.toml").write_text("[rpc]\nmax_mesage_size = 5\n")
+    (d.dir / "lxctld.toml").write_text(config)
     try:
         r = subprocess.run([str(Path(sys.executable).parent / "lxctld")], env=d.env,
                            capture_output=True, text=True, timeout=30)
-        assert r.returncode == 1 and "unknown key 'rpc.max_mesage_size'" in r.stderr
+        assert r.returncode == 1, r.stderr
+        return r.stderr
     finally:
         d.cleanup()
+
+
+def test_missing_driver_error_is_helpful(workdir: Path) -> None:
+    err = _start_fails(workdir / "nodir", '[plugins]\ndisabled = ["storage-dir"]\n')
+    assert "storage driver 'dir' not found" in err and "plugin" in err
+
+
+def test_bad_daemon_config_is_refused(workdir: Path) -> None:
+    err = _start_fails(workdir / "badcfg", "[rpc]\nmax_mesage_size = 5\n")
+    assert "unknown key 'rpc.max_mesage_size'" in err
 
 
 def test_waitready_times_out_clearly(workdir: Path) -> None:

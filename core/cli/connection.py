@@ -105,15 +105,22 @@ class Client:
             return True, message.get("result")
         return False, None
 
+    def poll(self, request_id: int) -> tuple[bool, Any]:
+        """Read once and dispatch; (True, result) when request ``request_id`` is answered."""
+        messages = self.read_messages()
+        if messages is None:
+            raise ConnectionFailed("the daemon closed the connection")
+        for message in messages:
+            done, result = self.handle(message, request_id)
+            if done:
+                return True, result
+        return False, None
+
     def wait_for(self, request_id: int) -> Any:
         while True:
-            messages = self.read_messages()
-            if messages is None:
-                raise ConnectionFailed("the daemon closed the connection")
-            for message in messages:
-                done, result = self.handle(message, request_id)
-                if done:
-                    return result
+            done, result = self.poll(request_id)
+            if done:
+                return result
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return self.wait_for(self.request(method, params))

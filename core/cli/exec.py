@@ -12,7 +12,7 @@ import os
 import select
 import sys
 
-from lxctl.cli.connection import ConnectionFailed, connect
+from lxctl.cli.connection import connect
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -177,10 +177,6 @@ def _relay(client: Client, params: dict[str, Any]) -> int:
                 client.notify("stream.input", {"stream": STREAM, "eof": True})
                 stdin_open = False
         if client.fileno() in ready:
-            messages = client.read_messages()
-            if messages is None:
-                raise ConnectionFailed("the daemon closed the connection")
-            for message in messages:
-                done, result = client.handle(message, request_id)
-                if done:
-                    return int(result["return"])
+            done, result = client.poll(request_id)
+            if done:
+                return int(result["return"])

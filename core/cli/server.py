@@ -54,10 +54,11 @@ def monitor(command: str, args: list[str]) -> int:
     client.on_notification = show
     client.call("events.subscribe", {"types": [t for types in opts.type
                                                for t in types.split(",") if t]})
-    while (messages := client.read_messages()) is not None:
-        for message in messages:
-            client.handle(message, -1)
-    return 0
+    try:
+        while True:
+            client.poll(-1)  # events arrive as notifications, shown by show()
+    except ConnectionFailed:
+        return 0
 
 
 # ---------------------------------------------------------------------------- operations
