@@ -24,6 +24,7 @@ from lxctl.store import StateStore
 log = structlog.get_logger("lxctl.operations")
 
 RETENTION = 5.0
+INTERRUPTED_RETENTION = 300.0  # an operation a crash cut short stays visible longer
 STATUS_CODES = {"Running": 103, "Success": 200, "Failure": 400, "Cancelled": 401}
 
 Work = Callable[["Operation"], Awaitable[dict[str, Any] | None]]
@@ -113,8 +114,8 @@ class Operations:
         op.done.set()
         self.nursery.start_soon(self._forget, op)
 
-    async def _forget(self, op: Operation) -> None:
-        await trio.sleep(RETENTION)
+    async def _forget(self, op: Operation, after: float = RETENTION) -> None:
+        await trio.sleep(after)
         self._ops.pop(op.id, None)
         await self.store.operation_delete(op.id)
 
@@ -133,7 +134,7 @@ class Operations:
             op.done.set()
             self._ops[rec.id] = op
             self._publish(op)
-            self.nursery.start_soon(self._forget, op)
+            self.nursery.start_soon(self._forget, op, INTERRUPTED_RETENTION)
 
     def get(self, op_id: str) -> Operation:
         try:

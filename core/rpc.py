@@ -49,6 +49,7 @@ from jsonrpcserver.response import (
     serialize_success,
 )
 from jsonrpcserver.sentinels import NODATA, NOID
+from oslash.either import Left
 
 from lxctl.errors import LxctlError, MessageTooLarge
 
@@ -357,7 +358,7 @@ class Dispatcher:
 
     async def _respond(self, message: Any, ctx: Any) -> dict[str, Any] | None:
         checked = validate_request(default_validator, message)
-        if checked.__class__.__name__ == "Left" or not isinstance(message, dict):
+        if isinstance(checked, Left) or not isinstance(message, dict):
             request_id = message.get("id") if isinstance(message, dict) else None
             if not isinstance(request_id, str | int) or isinstance(request_id, bool):
                 request_id = None

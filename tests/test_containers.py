@@ -282,3 +282,16 @@ def test_image_deleted_under_a_running_instance(daemon: Daemon, image_tarball: P
     finally:
         daemon.ok("delete", "--force", "lxt-orphan")
     assert not list(images.glob(f"{fingerprint}.*"))  # gone with its last instance
+
+
+def test_exec_streams_large_input_and_output_at_once(daemon: Daemon) -> None:
+    """Input and output flow together (no deadlock when both exceed the socket buffers)."""
+    daemon.ok("launch", "bb", "lxt-cat", "-q")
+    try:
+        payload = os.urandom(24 * 1024 * 1024)
+        r = subprocess.run([LXCTL, "exec", "lxt-cat", "--", "cat"], env=daemon.env,
+                           input=payload, capture_output=True, timeout=120)
+        assert r.returncode == 0
+        assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(payload).digest()
+    finally:
+        daemon.ok("delete", "--force", "lxt-cat")

@@ -180,3 +180,18 @@ async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
     # the store saw them: one still "Running" would be failed by the next daemon start
     failed = await store.operations_fail_running("restart")
     assert [op.id for op in failed] == [fixed_op.id]
+
+
+def test_every_hook_is_documented() -> None:
+    """Each hookspec states its contract, and the README shows plugin authors each hook."""
+    import inspect
+
+    from lxctl import hookspecs
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+             if name.startswith("lxctl_")]
+    assert len(specs) >= 3
+    for spec in specs:
+        assert len(inspect.getdoc(spec) or "") > 80, spec.__name__
+        assert spec.__name__ in readme, spec.__name__

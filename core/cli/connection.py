@@ -12,7 +12,7 @@ import json
 import os
 
 # the C module: ``socket`` adds enum classes that cost ~1.5 ms on every command
-from _socket import AF_UNIX, SOCK_STREAM
+from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM
 from _socket import socket as _unix_socket
 
 from lxctl.paths import socket_path
@@ -55,6 +55,10 @@ class Client:
                 f"cannot connect to lxctld at {self.path}: {exc.strerror}{hint}") from None
         self._buf = b""
         self._next_id = 0
+        # buffered: send() queues and the caller flushes when select() says writable, so
+        # that a client streaming input never blocks while the daemon waits for it to read
+        self.buffered = False
+        self.outbox = bytearray()
         self.on_notification: Notification | None = None
 
     def close(self) -> None:
@@ -65,7 +69,19 @@ class Client:
 
     # ------------------------------------------------------------------ sending
     def send(self, message: dict[str, Any]) -> None:
-        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        if self.buffered:
+            self.outbox += data
+        else:
+            self.sock.sendall(data)
+
+    def flush_some(self) -> None:
+        """Send what the socket takes now, without blocking (buffered mode)."""
+        try:
+            sent = self.sock.send(self.outbox, MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        del self.outbox[:sent]
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> int:
         self._next_id += 1

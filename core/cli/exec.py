@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 STREAM = "stdin"
 CHUNK = 65536
+OUTBOX_LIMIT = 1 << 20  # stop reading stdin while this much input waits to be sent
 
 
 USAGE = """Usage: lxctl exec NAME [flags] -- CMD...
@@ -158,14 +159,20 @@ def exec_(command: str, args: list[str]) -> int:
 
 
 def _relay(client: Client, params: dict[str, Any]) -> int:
+    """Relay stdin and output at once: input is queued and sent when the socket takes
+    it, so output is always read (a blocking send could deadlock with the daemon)."""
     request_id = client.request("instance.exec", params)
+    client.buffered = True
     stdin_open = "stream" in params
+    sock = client.fileno()
     while True:
-        watch = [client.fileno()] + ([0] if stdin_open else [])
+        readers = [sock] + ([0] if stdin_open and len(client.outbox) < OUTBOX_LIMIT else [])
         try:
-            ready, _, _ = select.select(watch, [], [])
+            ready, writable, _ = select.select(readers, [sock] if client.outbox else [], [])
         except InterruptedError:
             continue
+        if writable:
+            client.flush_some()
         if 0 in ready:
             try:
                 data = os.read(0, CHUNK)
@@ -176,7 +183,7 @@ def _relay(client: Client, params: dict[str, Any]) -> int:
             else:
                 client.notify("stream.input", {"stream": STREAM, "eof": True})
                 stdin_open = False
-        if client.fileno() in ready:
+        if sock in ready:
             done, result = client.poll(request_id)
             if done:
                 return int(result["return"])
