@@ -177,6 +177,8 @@ async def _serve(directory: Path, config: DaemonConfig, extra_plugins: Iterable[
             task_status.started(app)
             await _wait_for_shutdown(app)
             await _shut_down(app, server, ops)
+            with trio.move_on_after(10):
+                await drivers.close()
             nursery.cancel_scope.cancel()
     finally:
         socket_path(directory).unlink(missing_ok=True)

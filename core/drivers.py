@@ -164,6 +164,9 @@ class HypervisorDriver(Protocol):
     async def delete(self, inst: InstanceRecord) -> None:
         """Remove everything but the root volume (config, cgroups, logs)."""
 
+    async def close(self) -> None:
+        """The daemon exits: release what no running instance needs."""
+
 
 # ---------------------------------------------------------------------------- network
 class NetworkDriver(Protocol):
@@ -277,6 +280,14 @@ class Drivers:
             "installed and enabled?",
             instance_type=instance_type,
         )
+
+    async def close(self) -> None:
+        """Tell every driver that has a ``close`` that the daemon is exiting."""
+        for objs in self._objs.values():
+            for obj in objs.values():
+                close = getattr(obj, "close", None)
+                if close is not None:
+                    await close()
 
     def auth(self) -> list[AuthDriver]:
         return list(self._objs["auth"].values())

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, wait_for
+from conftest import Daemon, cgroup_prefix, wait_for
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "contrib" / "example-plugin"
 
@@ -88,6 +88,8 @@ def test_sigterm_leaves_containers_running_and_shutdown_stops_them(fresh_daemon:
     assert d.states()["lxt-term"] == "RUNNING"
     d.ok("admin", "shutdown", timeout=90)
     assert d.proc.wait(30) == 0
+    # nothing runs: the daemon's cgroup prefix is gone with it
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup_prefix(d.dir)}"))
     d.start()  # it was running when the daemon stopped it: started again (last state)
     assert d.states()["lxt-term"] == "RUNNING"
     d.ok("delete", "--force", "lxt-term")

@@ -160,10 +160,21 @@ class LxcDriver:
             lock = Path("/run/lxc/lock") / str(self.lxcpath).strip("/") / f".{inst.name}"
             lock.unlink(missing_ok=True)
             if not any(p.is_dir() for p in self.lxcpath.iterdir()):
-                # no container of this daemon left: drop its cgroup prefix too
+                # no container of this daemon left (none being created either, as its
+                # directory comes first): drop the daemon's cgroup prefix too
                 cgroups.remove(self.cgroup_dir)
 
         await trio.to_thread.run_sync(delete, limiter=self.limiter)
+
+    async def close(self) -> None:
+        """At daemon exit (no more starts): drop the cgroup prefix if nothing runs."""
+
+        def drop_prefix_if_unused() -> None:
+            names = [p.name for p in self.lxcpath.iterdir() if (p / "config").exists()]
+            if all(self._status(name) == "Stopped" for name in names):
+                cgroups.remove(self.cgroup_dir)
+
+        await trio.to_thread.run_sync(drop_prefix_if_unused, limiter=self.limiter)
 
     # ------------------------------------------------------------------ state
     def _state(self, name: str, full: bool) -> InstanceState:
