@@ -39,6 +39,7 @@ log = structlog.get_logger("lxctl.server")
 
 READ_SIZE = 256 * 1024
 STREAM_QUEUE = 64
+MAX_IN_FLIGHT = 64  # requests answered at once per connection; more wait to be read
 
 
 @dataclass
@@ -154,7 +155,6 @@ class Server:
         self.auth = auth
         self.app = app
         self.max_message_size = max_message_size
-        self.connections: set[Connection] = set()
         self._conn_nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
 
@@ -200,7 +200,6 @@ class Server:
     async def _handle_connection(self, stream: trio.abc.Stream) -> None:
         async with trio.open_nursery() as nursery:
             conn = Connection(stream, nursery)
-            self.connections.add(conn)
             log_ = log.bind(conn_id=conn.conn_id)
             try:
                 await self._authenticate(conn)
@@ -213,8 +212,6 @@ class Server:
                     scope.cancel()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 nursery.cancel_scope.cancel()
-            finally:
-                self.connections.discard(conn)
         conn.closed = True
         for stream_id in list(conn.streams):
             conn.release_stream(stream_id)
@@ -225,6 +222,7 @@ class Server:
     async def _read_loop(self, conn: Connection, nursery: trio.Nursery) -> None:
         framer = LineFramer(self.max_message_size)
         ctx = CallContext(conn, conn.identity, self.app)
+        in_flight = trio.Semaphore(MAX_IN_FLIGHT)
         while True:
             data = await conn.stream.receive_some(READ_SIZE)
             if not data:
@@ -242,7 +240,15 @@ class Server:
                 elif is_notification(message):
                     await self._answer(conn, message, ctx)  # in order, in the reader
                 else:
-                    nursery.start_soon(self._answer, conn, message, ctx)
+                    await in_flight.acquire()  # backpressure: stop reading when saturated
+                    nursery.start_soon(self._answer_request, conn, message, ctx, in_flight)
+
+    async def _answer_request(self, conn: Connection, message: Any, ctx: CallContext,
+                              in_flight: trio.Semaphore) -> None:
+        try:
+            await self._answer(conn, message, ctx)
+        finally:
+            in_flight.release()
 
     async def _answer(self, conn: Connection, message: Any, ctx: CallContext) -> None:
         with structlog.contextvars.bound_contextvars(conn_id=conn.conn_id):

@@ -189,6 +189,16 @@ def test_bad_input_gets_errors_and_changes_nothing(daemon: Daemon) -> None:
     daemon.ok("delete", "lxt-keep")
 
 
+def test_pipelined_requests_are_all_answered(daemon: Daemon) -> None:
+    """500 requests written at once on one connection: each answered exactly once."""
+    payload = b"".join(
+        json.dumps({"jsonrpc": "2.0", "id": i, "method": "instance.list",
+                    "params": {"full": False}}).encode() + b"\n" for i in range(500))
+    responses = _raw(daemon, payload)
+    assert sorted(r["id"] for r in responses) == list(range(500))  # type: ignore[type-var]
+    assert all("result" in r for r in responses)
+
+
 def _call_as(daemon: Daemon, *setpriv: str) -> dict[str, object]:
     r = subprocess.run(
         ["setpriv", *setpriv, sys.executable, "-c",

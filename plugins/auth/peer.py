@@ -39,9 +39,7 @@ class PeerAuth:
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
 
-    def _decide(self, peer: PeerCredentials) -> Identity | None:
-        if peer.uid == 0:
-            return Identity("root", self.name)
+    def _member(self, peer: PeerCredentials) -> Identity | None:
         try:
             gid = grp.getgrnam(GROUP).gr_gid
         except KeyError:
@@ -51,8 +49,10 @@ class PeerAuth:
         return None
 
     async def authenticate(self, peer: PeerCredentials) -> Identity | None:
+        if peer.uid == 0:
+            return Identity("root", self.name)
         # user and group look-ups may go through NSS (LDAP, ...): keep them off the loop
-        return await trio.to_thread.run_sync(self._decide, peer)
+        return await trio.to_thread.run_sync(self._member, peer)
 
 
 @impl
