@@ -226,10 +226,11 @@ class Instances:
 
     async def _do_stop(self, rec: InstanceRecord, timeout: float, force: bool) -> None:
         self.lifecycle.set_transient(rec.name, "Stopping")
-        with trio.CancelScope(shield=True):
-            await self.drivers.hypervisor_for(rec.type).stop(rec, timeout=timeout, force=force)
+        # not shielded: a daemon shutting down must not wait out a 600 s clean stop
+        await self.drivers.hypervisor_for(rec.type).stop(rec, timeout=timeout, force=force)
         rec.power_state = "Stopped"
-        await self.store.instance_update(rec)
+        with trio.CancelScope(shield=True):
+            await self.store.instance_update(rec)
         self._event("instance-stopped", rec.name)
 
     async def start(self, name: str) -> Operation:

@@ -95,6 +95,30 @@ def test_sigterm_leaves_containers_running_and_shutdown_stops_them(fresh_daemon:
     d.ok("delete", "--force", "lxt-term")
 
 
+def test_sigterm_does_not_wait_out_a_long_stop(workdir: Path) -> None:
+    d = Daemon(workdir / "termslow")
+    d.dir.mkdir(parents=True)
+    (d.dir / "lxctld.toml").write_text("[shutdown]\ntimeout = 1\n")
+    try:
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        d.ok("launch", "bb", "lxt-deaf", "-q", "-c", "raw.lxc=lxc.signal.halt = SIGHUP")
+        stopper = subprocess.Popen([str(Path(sys.executable).parent / "lxctl"), "stop",
+                                    "lxt-deaf", "--timeout", "120"], env=d.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: any(op["status"] == "Running" for op in
+                             json.loads(d.ok("operation", "list", "-f", "json"))))
+        t0 = time.monotonic()
+        d.terminate(timeout=20)
+        assert d.proc is not None and d.proc.returncode == 0
+        assert time.monotonic() - t0 < 10
+        stopper.wait(10)
+        d.start()
+        assert d.states()["lxt-deaf"] == "RUNNING"  # left as it was, re-adopted
+    finally:
+        d.cleanup()
+
+
 def test_twenty_concurrent_clients(fresh_daemon: Daemon) -> None:
     d = fresh_daemon
 
