@@ -68,11 +68,24 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
                 "size": app.drivers.ctx.idmap.size,
             },
         },
-        "plugins": app.hooks.plugins(),
+        "plugins": _plugins_with_drivers(app),
         "plugins_disabled": app.hooks.blocked(),
         "drivers": app.drivers.describe(),
         "methods": app.methods.names(),
     }
+
+
+def _plugins_with_drivers(app: App) -> list[dict[str, Any]]:
+    """Each loaded plugin with the drivers its module (or a submodule) provides."""
+    drivers = [(kind, d["name"], d["class"]) for kind, items in app.drivers.describe().items()
+               for d in items]
+    out = []
+    for plugin in app.hooks.plugins():
+        module = plugin["module"]
+        plugin["drivers"] = [f"{kind}:{name}" for kind, name, cls in drivers
+                             if cls.startswith(module + ".")]
+        out.append(plugin)
+    return out
 
 
 async def server_ready(ctx: CallContext) -> dict[str, Any]:

@@ -271,6 +271,9 @@ def test_third_party_plugin_is_loaded(example_plugin: None, fresh_daemon: Daemon
     assert plugins["example"]["package"] == "lxctl-example"
     assert plugins["example"]["version"] == "0.1.0"
     assert {"storage-dir", "hypervisor-lxc", "auth-peer"} <= set(plugins)
+    assert plugins["storage-dir"]["drivers"] == ["storage:dir"]
+    assert plugins["hypervisor-lxc"]["drivers"] == ["hypervisor:lxc"]
+    assert plugins["auth-peer"]["drivers"] == ["auth:peer"]
     assert "name: example" in d.ok("info")
     hello = d.rpc({"jsonrpc": "2.0", "id": 2, "method": "example.hello",
                    "params": {"name": "lxd"}})
