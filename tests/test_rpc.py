@@ -154,3 +154,23 @@ def test_framer_splits_lines_and_bounds_size() -> None:
     assert out[1] == b"ok"
     out = list(f.feed(b"z" * 11 + b"\n"))
     assert isinstance(out[0], Oversized)
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, True, None, "é\n\"x\u2028"], "b": {"c": -1e300, "d": []}}, [], "s", 0,
+    {"nested": [[{}]]}, 12345678901234567890,
+])
+def test_client_wire_codec_matches_json(value: Any) -> None:
+    from lxctl.cli import wire
+
+    assert wire.dumps(value) == json.dumps(value, separators=(",", ":")).encode()
+    assert wire.loads(wire.dumps(value)) == value
+    assert wire.loads(b"  " + wire.dumps(value) + b" \n") == value
+
+
+@pytest.mark.parametrize("bad", [b'{"x": ', b"[1, 2] 3", b"", b"nul"])
+def test_client_wire_codec_rejects_bad_json(bad: bytes) -> None:
+    from lxctl.cli import wire
+
+    with pytest.raises(ValueError):
+        wire.loads(bad)

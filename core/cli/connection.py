@@ -8,13 +8,13 @@ on every ``lxctl`` command.
 from __future__ import annotations
 
 import binascii
-import json
 import os
 
 # the C module: ``socket`` adds enum classes that cost ~1.5 ms on every command
 from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM
 from _socket import socket as _unix_socket
 
+from lxctl.cli import wire
 from lxctl.paths import socket_path
 
 TYPE_CHECKING = False  # typing costs ~2 ms per client start; checkers see True
@@ -69,7 +69,7 @@ class Client:
 
     # ------------------------------------------------------------------ sending
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        data = wire.dumps(message) + b"\n"
         if self.buffered:
             self.outbox += data
         else:
@@ -105,7 +105,7 @@ class Client:
             return None
         self._buf += data
         *lines, self._buf = self._buf.split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
+        return [wire.loads(line) for line in lines if line.strip()]
 
     def handle(self, message: dict[str, Any], want: int) -> tuple[bool, Any]:
         """Dispatch one message; (True, result) when it answers request ``want``."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from typing import Any
 
@@ -24,7 +23,9 @@ def check_format(fmt: str) -> tuple[str, bool | None]:
 def render_rows(fmt: str, header: list[str], rows: list[list[str]], raw: Any) -> str:
     name, header_opt = check_format(fmt)
     if name == "json":
-        return json.dumps(raw, separators=(",", ":")) + "\n"
+        from lxctl.cli import wire
+
+        return wire.dumps(raw).decode() + "\n"
     if name == "yaml":
         import yaml
 

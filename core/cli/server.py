@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 from lxctl import __version__
+from lxctl.cli import wire
 from lxctl.cli.connection import ConnectionFailed, RpcError, connect
 from lxctl.cli.formatting import check_format, render_rows, write
 
@@ -40,7 +40,7 @@ def monitor(command: str, args: list[str]) -> int:
                 sys.stderr.write("Error: the daemon dropped this monitor (too slow)\n")
             return
         if fmt == "json":
-            write(json.dumps(params, separators=(",", ":")) + "\n")
+            write(wire.dumps(params).decode() + "\n")
         elif fmt == "yaml":
             import yaml
 
