@@ -30,7 +30,9 @@
 # LXB_PEER (auto | incus | none), LXB_SHARED (/work/shared/bench),
 # LXB_REF ($LXB_SHARED/incus-6.0.4.txt), LXB_N (20), R_LAUNCH (7), R_EXEC (30),
 # R_LIST (15), R_HELP (30), LXB_KEEP_DIR (1: keep LXB_DIR afterwards),
-# LXB_QUIET_WAIT (s to wait for a quiet host; 0), LXB_QUIET_MAX (busy %; 25).
+# LXB_QUIET_WAIT (s to wait for a quiet host; 0), LXB_QUIET_MAX (busy %; 25),
+# LXB_SETTLE (s after start-up before the idle RSS; 10), LXB_INCUS_FRESH (1: empty
+# /var/lib/incus when this script starts Incus, as for the reference figures).
 set -u
 export LC_ALL=C
 
@@ -248,7 +250,9 @@ case "$PEER_MODE" in
       if ! iapi /1.0 | grep -q '"status_code":200'; then
         note "bringing Incus up with peer-daemon.sh"
         STARTED_INCUS=1; INCUS_USED=1
-        bash "$SHARED/peer-daemon.sh" up incus >> "$LOG" 2>&1 || die "peer-daemon.sh up incus failed, see $LOG"
+        # a fresh database, as the reference figures were taken (LXB_INCUS_FRESH=0 keeps it)
+        PE_FRESH=${LXB_INCUS_FRESH:-1} bash "$SHARED/peer-daemon.sh" up incus >> "$LOG" 2>&1 \
+          || die "peer-daemon.sh up incus failed, see $LOG"
       fi
       INCUS_USED=1
       inc storage show "$INCUS_POOL" >/dev/null 2>&1 || die "Incus has no $INCUS_POOL pool (use peer-daemon.sh)"
@@ -270,7 +274,7 @@ for p in "${PEERS[@]}"; do
 done
 
 # ------------------------------------------------------------------ idle RSS
-sleep 1
+sleep "${LXB_SETTLE:-10}"   # let both daemons settle after start-up
 stats lxctl daemon_rss_idle MiB "$(rss_mib "$L_PID")"
 [ "${#PEERS[@]}" -gt 1 ] && stats incus daemon_rss_idle MiB "$(rss_mib "$I_PID")"
 
