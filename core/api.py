@@ -27,7 +27,6 @@ from lxctl.drivers import (
 from lxctl.errors import InvalidArgument
 from lxctl.events import EVENT_TYPES
 from lxctl.names import check_instance_name
-from lxctl.operations import Operation
 from lxctl.rpc import Method, MethodTable
 
 if TYPE_CHECKING:
@@ -40,10 +39,6 @@ MAX_EXEC_ARGS = 4096
 def _app(ctx: CallContext) -> App:
     app: App = ctx.app
     return app
-
-
-def _op(op: Operation) -> dict[str, Any]:
-    return op.to_api()
 
 
 # ---------------------------------------------------------------------------- server
@@ -125,34 +120,34 @@ async def instance_create(
     op = await _app(ctx).instances.create(
         name=name, image=image, config=config or {}, profiles=profiles, pool=storage,
         ephemeral=ephemeral, start=start, description=description)
-    return _op(op)
+    return op.to_api()
 
 
 async def instance_start(ctx: CallContext, name: str) -> dict[str, Any]:
-    return _op(await _app(ctx).instances.start(name))
+    return (await _app(ctx).instances.start(name)).to_api()
 
 
 async def instance_stop(ctx: CallContext, name: str, timeout: float = -1,
                         force: bool = False) -> dict[str, Any]:
     """Stop cleanly within ``timeout`` seconds (-1: 600), then kill; ``force``: kill now."""
-    return _op(await _app(ctx).instances.stop(name, timeout=timeout, force=force))
+    return (await _app(ctx).instances.stop(name, timeout=timeout, force=force)).to_api()
 
 
 async def instance_restart(ctx: CallContext, name: str, timeout: float = -1,
                            force: bool = False) -> dict[str, Any]:
-    return _op(await _app(ctx).instances.restart(name, timeout=timeout, force=force))
+    return (await _app(ctx).instances.restart(name, timeout=timeout, force=force)).to_api()
 
 
 async def instance_freeze(ctx: CallContext, name: str) -> dict[str, Any]:
-    return _op(await _app(ctx).instances.freeze(name))
+    return (await _app(ctx).instances.freeze(name)).to_api()
 
 
 async def instance_unfreeze(ctx: CallContext, name: str) -> dict[str, Any]:
-    return _op(await _app(ctx).instances.unfreeze(name))
+    return (await _app(ctx).instances.unfreeze(name)).to_api()
 
 
 async def instance_delete(ctx: CallContext, name: str, force: bool = False) -> dict[str, Any]:
-    return _op(await _app(ctx).instances.delete(name, force=force))
+    return (await _app(ctx).instances.delete(name, force=force)).to_api()
 
 
 async def instance_exec(
@@ -261,20 +256,20 @@ async def image_delete(ctx: CallContext, image: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- operations
 async def operation_list(ctx: CallContext) -> list[dict[str, Any]]:
-    return [_op(op) for op in _app(ctx).ops.list()]
+    return [op.to_api() for op in _app(ctx).ops.list()]
 
 
 async def operation_get(ctx: CallContext, id: str) -> dict[str, Any]:
-    return _op(_app(ctx).ops.get(id))
+    return _app(ctx).ops.get(id).to_api()
 
 
 async def operation_wait(ctx: CallContext, id: str, timeout: float = -1) -> dict[str, Any]:
     """Wait until the operation ends (or ``timeout`` seconds; -1: no limit)."""
-    return _op(await _app(ctx).ops.wait(id, timeout))
+    return (await _app(ctx).ops.wait(id, timeout)).to_api()
 
 
 async def operation_cancel(ctx: CallContext, id: str) -> dict[str, Any]:
-    return _op(_app(ctx).ops.cancel(id))
+    return _app(ctx).ops.cancel(id).to_api()
 
 
 # ---------------------------------------------------------------------------- events

@@ -40,7 +40,7 @@ from lxctl.plugin import Hooks, get_plugin_manager
 from lxctl.pools import Pools
 from lxctl.rpc import Dispatcher, MethodTable
 from lxctl.server import Server, bind_unix_socket, request_logger
-from lxctl.store import SQLiteStore
+from lxctl.store import SQLiteStore, StateStore
 
 log = structlog.get_logger("lxctl.daemon")
 
@@ -55,7 +55,7 @@ class App:
     config: DaemonConfig
     hooks: Hooks
     drivers: Drivers
-    store: SQLiteStore
+    store: StateStore
     bus: EventBus
     ops: Operations
     images: ImageStore

@@ -311,8 +311,6 @@ class Instances:
         output: ExecOutput,
     ) -> int:
         rec = await self.store.instance_get(check_instance_name(name))
-        if not request.command:
-            raise InvalidArgument("No command given", instance=name)
         status = await self.status(rec)
         if status != "Running":
             raise InvalidState(f"Instance is not running ({status})", instance=name,

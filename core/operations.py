@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 import trio
 
-from lxctl.errors import Cancelled, InvalidState, LxctlError, NotFound
+from lxctl.errors import InvalidState, LxctlError, NotFound
 from lxctl.events import Event, EventBus
 from lxctl.records import OperationRecord, iso, now
 from lxctl.store import StateStore
@@ -37,7 +37,6 @@ class Operation:
     metadata: dict[str, Any] = field(default_factory=dict)
     done: trio.Event = field(default_factory=trio.Event)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    error: LxctlError | None = None
 
     @property
     def id(self) -> str:
@@ -98,15 +97,14 @@ class Operations:
                 if result:
                     op.metadata.update(result)
             except LxctlError as exc:
-                status, err, op.error = "Failure", exc.message, exc
+                status, err = "Failure", exc.message
             except Exception as exc:
                 incident = uuid.uuid4().hex[:12]
                 log.error("operation failed", operation=op.id, incident=incident,
                           description=op.record.description, exc_info=exc)
                 status, err = "Failure", f"Internal error (incident {incident})"
         if op.scope.cancelled_caught:
-            status, err, op.error = "Cancelled", "operation cancelled", Cancelled(
-                "Operation cancelled", operation=op.id)
+            status, err = "Cancelled", "Operation cancelled"
         op.record.status, op.record.err, op.record.updated_at = status, err, now()
         with trio.CancelScope(shield=True):
             await self.store.operation_put(op.record)
