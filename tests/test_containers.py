@@ -298,21 +298,30 @@ def test_exec_streams_large_input_and_output_at_once(daemon: Daemon) -> None:
 
 
 def test_addresses_are_shown(daemon: Daemon) -> None:
-    """Addresses come from the container's own network namespace. The veth's host end
-    stays down and unaddressed: no traffic, no route, nothing changes on the host."""
-    raw = "\n".join([
-        "lxc.net.0.type = veth", "lxc.net.0.name = eth0", "lxc.net.0.flags = up",
-        "lxc.net.0.veth.pair = lxtaddr0", "lxc.net.0.ipv4.address = 10.251.77.5/24",
-        "lxc.net.0.ipv6.address = fd42:77::5/64",
-    ])
-    daemon.ok("launch", "bb", "lxt-addr", "-q", "-c", f"raw.lxc={raw}")
+    """Addresses come from the container's own network namespace. Network safety: the
+    container gets one end of a veth pair (created down, never addressed in the root
+    namespace) whose other end lives in a namespace made for this test."""
+    ns, inner, outer = "lxt-addr-ns", "lxtaddr0", "lxtaddr1"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        row = wait_for(lambda: (line := daemon.ok("list", "lxt-addr", "-f", "csv", "-c", "n46"))
-                       and "fd42:77::5" in line and line)
-        assert row.strip() == 'lxt-addr,10.251.77.5 (eth0),fd42:77::5 (eth0)'
-        info = daemon.ok("info", "lxt-addr")
-        assert "inet:  10.251.77.5/24 (global)" in info
-        assert "inet6:  fd42:77::5/64 (global)" in info
+        subprocess.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer,
+                        "netns", ns], check=True)
+        raw = "\n".join([
+            "lxc.net.0.type = phys", f"lxc.net.0.link = {inner}", "lxc.net.0.name = eth0",
+            "lxc.net.0.flags = up", "lxc.net.0.ipv4.address = 10.251.77.5/24",
+            "lxc.net.0.ipv6.address = fd42:77::5/64",
+        ])
+        daemon.ok("launch", "bb", "lxt-addr", "-q", "-c", f"raw.lxc={raw}")
+        try:
+            row = wait_for(lambda: (line := daemon.ok("list", "lxt-addr", "-f", "csv", "-c",
+                                                      "n46")) and "fd42:77::5" in line and line)
+            assert row.strip() == "lxt-addr,10.251.77.5 (eth0),fd42:77::5 (eth0)"
+            info = daemon.ok("info", "lxt-addr")
+            assert "inet:  10.251.77.5/24 (global)" in info
+            assert "inet6:  fd42:77::5/64 (global)" in info
+        finally:
+            daemon.ok("delete", "--force", "lxt-addr")
     finally:
-        daemon.ok("delete", "--force", "lxt-addr")
-    assert not Path("/sys/class/net/lxtaddr0").exists()
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+        subprocess.run(["ip", "link", "delete", inner], check=False, capture_output=True)
+    assert not Path(f"/sys/class/net/{inner}").exists()
