@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -40,6 +43,12 @@ def test_launch_use_and_delete(daemon: Daemon) -> None:
     daemon.ok("delete", "--force", "lxt-c1")
     assert "lxt-c1" not in daemon.states()
     assert daemon.leftovers("lxt-c1") == []
+    # the daemon logs one JSON line per request
+    requests = [json.loads(line) for line in daemon.log.read_text().splitlines()
+                if line.startswith("{") and '"event": "request"' in line]
+    assert {"instance.create", "instance.exec", "instance.delete"} <= {
+        r["method"] for r in requests}
+    assert all(isinstance(r["ms"], float) and r["conn_id"] for r in requests)
 
 
 def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
@@ -101,6 +110,7 @@ def test_exec_options_and_big_streams(daemon: Daemon) -> None:
 def test_interactive_exec_gets_a_new_pty(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-tty", "-q")
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
     try:
         proc = subprocess.Popen(
             [LXCTL, "exec", "lxt-tty", "--", "sh", "-c",
@@ -123,6 +133,7 @@ def test_interactive_exec_gets_a_new_pty(daemon: Daemon) -> None:
         text = data.decode(errors="replace")
         assert "got hello" in text
         assert "/dev/pts/" in text  # a new pty inside the container, not the caller's
+        assert "33 101" in text  # the caller's window size reached it
     finally:
         os.close(master)
         daemon.ok("delete", "--force", "lxt-tty")
