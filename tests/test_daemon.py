@@ -63,6 +63,10 @@ def test_kill9_and_restart_readopts_running_containers(fresh_daemon: Daemon) -> 
         return [op["id"] for op in ops if op["status"] == "Running"]
 
     interrupted_ids = wait_for(running_ops)
+    # one action at a time per instance: the lock answers at once, naming the holder
+    r = d.cli("start", "lxt-slowstop")
+    assert r.returncode == 1 and 'busy running a "stop" operation' in r.stderr
+    assert d.states()["lxt-slowstop"] == "STOPPING"
     d.kill9()  # ... is interrupted by a crash of the daemon
     slow.wait(10)
     assert d.proc is not None and d.proc.returncode == -9
