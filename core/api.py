@@ -70,6 +70,11 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
     }
 
 
+async def server_version(ctx: CallContext) -> dict[str, str]:
+    """The versions only (cheap; ``server.info`` has everything)."""
+    return {"api_version": API_VERSION, "server": "lxctl", "server_version": __version__}
+
+
 def _plugins_with_drivers(app: App) -> list[dict[str, Any]]:
     """Each loaded plugin with the drivers its module (or a submodule) provides."""
     drivers = [(kind, d["name"], d["class"]) for kind, items in app.drivers.describe().items()
@@ -325,6 +330,7 @@ async def profile_get(ctx: CallContext, name: str) -> dict[str, Any]:
 
 METHODS: dict[str, Method] = {
     "server.info": server_info,
+    "server.version": server_version,
     "server.ready": server_ready,
     "server.shutdown": server_shutdown,
     "instance.list": instance_list,

@@ -336,3 +336,9 @@ def test_addresses_are_shown(daemon: Daemon) -> None:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
         subprocess.run(["ip", "link", "delete", inner], check=False, capture_output=True)
     assert not Path(f"/sys/class/net/{inner}").exists()
+
+
+def test_version(daemon: Daemon, workdir: Path) -> None:
+    assert daemon.ok("version") == "Client version: 0.1.0\nServer version: 0.1.0\n"
+    absent = Daemon(workdir / "no-daemon-here")
+    assert absent.ok("version").endswith("Server version: unreachable\n")

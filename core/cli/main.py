@@ -59,7 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("server", "admin"),
     "storage": ("server", "storage"),
     "profile": ("server", "profile"),
-    "version": ("server", "version"),
+    "version": ("version", "version"),
 }
 
 

@@ -7,20 +7,9 @@ import sys
 import time
 from typing import Any
 
-from lxctl import __version__
 from lxctl.cli import wire
 from lxctl.cli.connection import ConnectionFailed, RpcError, connect
 from lxctl.cli.formatting import check_format, render_rows, write
-
-
-def version(command: str, args: list[str]) -> int:
-    write(f"Client version: {__version__}\n")
-    try:
-        info = connect().call("server.info")
-        write(f"Server version: {info['server_version']}\n")
-    except (ConnectionFailed, RpcError):
-        write("Server version: unreachable\n")
-    return 0
 
 
 # ---------------------------------------------------------------------------- monitor
