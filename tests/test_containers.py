@@ -151,7 +151,7 @@ def test_monitor_prints_lifecycle_in_order(daemon: Daemon) -> None:
         time.sleep(0.3)
     finally:
         mon.terminate()
-        out, _ = mon.communicate(10)
+        out, _ = mon.communicate(timeout=10)
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     actions = [e["metadata"]["action"] for e in events
                if e["metadata"]["source"] == "/1.0/instances/lxt-mon"

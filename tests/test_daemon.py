@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Daemon, cgroup_prefix, wait_for
@@ -150,7 +152,7 @@ def test_twenty_concurrent_clients(fresh_daemon: Daemon) -> None:
 
 
 # ---------------------------------------------------------------------------- bad input
-def _raw(d: Daemon, payload: bytes) -> list[dict[str, object]]:
+def _raw(d: Daemon, payload: bytes) -> list[Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(30)
         s.connect(str(d.dir / "unix.socket"))
@@ -206,8 +208,8 @@ def test_bad_input_gets_errors_and_changes_nothing(daemon: Daemon) -> None:
             {"jsonrpc": "2.0", "method": "instance.start", "params": {"name": "-bad-"}},
         ]).encode() + b"\n"
         (answers,) = _raw(daemon, batch)
-        assert [a["id"] for a in answers] == ["a", "b"]  # type: ignore[index]
-        assert answers[1]["error"]["code"] == -32602  # type: ignore[index]
+        assert [a["id"] for a in answers] == ["a", "b"]
+        assert answers[1]["error"]["code"] == -32602
     finally:
         assert daemon.cli("list").returncode == 0  # the daemon is still up
     assert daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
@@ -223,11 +225,11 @@ def test_pipelined_requests_are_all_answered(daemon: Daemon) -> None:
         json.dumps({"jsonrpc": "2.0", "id": i, "method": "instance.list",
                     "params": {"full": False}}).encode() + b"\n" for i in range(500))
     responses = _raw(daemon, payload)
-    assert sorted(r["id"] for r in responses) == list(range(500))  # type: ignore[type-var]
+    assert sorted(r["id"] for r in responses) == list(range(500))
     assert all("result" in r for r in responses)
 
 
-def _call_as(daemon: Daemon, *setpriv: str) -> dict[str, object]:
+def _call_as(daemon: Daemon, *setpriv: str) -> dict[str, Any]:
     r = subprocess.run(
         ["setpriv", *setpriv, sys.executable, "-c",
          "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
@@ -235,7 +237,7 @@ def _call_as(daemon: Daemon, *setpriv: str) -> dict[str, object]:
          "print(s.recv(65536).decode())",
          str(daemon.dir / "unix.socket")], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    response: dict[str, object] = json.loads(r.stdout)
+    response: dict[str, Any] = json.loads(r.stdout)
     return response
 
 
@@ -249,7 +251,7 @@ def test_peer_credentials_decide_access(daemon: Daemon) -> None:
     (daemon.dir / "unix.socket").chmod(0o666)
     try:
         refused = _call_as(daemon, "--reuid=65534", "--regid=65534", "--clear-groups")
-        assert refused["error"]["code"] == -32006  # type: ignore[index]
+        assert refused["error"]["code"] == -32006
         member = _call_as(daemon, "--reuid=65534", "--regid=65534", f"--groups={gid}")
         assert isinstance(member["result"], list)
     finally:
@@ -258,11 +260,15 @@ def test_peer_credentials_decide_access(daemon: Daemon) -> None:
 
 # ---------------------------------------------------------------------------- plugins
 @pytest.fixture(scope="module")
-def example_plugin() -> None:
-    """Install the example third-party plugin into this environment, as a user would."""
+def example_plugin(workdir: Path) -> None:
+    """Install the example third-party plugin into this environment, as a user would
+    (from a copy: building writes into the source tree)."""
+    source = workdir / "example-plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, source, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--no-build-isolation",
-                        "--disable-pip-version-check", str(EXAMPLE_PLUGIN)],
+                        "--disable-pip-version-check", str(source)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
 

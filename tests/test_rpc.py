@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lxctl.errors import NotFound
-from lxctl.rpc import Dispatcher, LineFramer, MethodTable, Oversized
+from lxctl.rpc import Dispatcher, LineFramer, Method, MethodTable, Oversized
 
 
 async def echo(ctx: Any, text: str, times: int = 1) -> str:
@@ -31,8 +31,9 @@ async def typed(ctx: Any, names: list[str], flags: dict[str, str] | None = None,
 @pytest.fixture
 def dispatcher() -> Dispatcher:
     table = MethodTable()
-    for name, func in {"echo": echo, "missing": missing, "broken": broken,
-                       "typed": typed}.items():
+    methods: dict[str, Method] = {"echo": echo, "missing": missing, "broken": broken,
+                                  "typed": typed}
+    for name, func in methods.items():
         table.add(name, func)
     incidents: list[str] = []
     d = Dispatcher(table, on_internal=lambda exc, incident, method: incidents.append(incident))
