@@ -342,3 +342,12 @@ def test_version(daemon: Daemon, workdir: Path) -> None:
     assert daemon.ok("version") == "Client version: 0.1.0\nServer version: 0.1.0\n"
     absent = Daemon(workdir / "no-daemon-here")
     assert absent.ok("version").endswith("Server version: unreachable\n")
+
+
+def test_ephemeral_instance_is_deleted_on_stop(daemon: Daemon) -> None:
+    daemon.ok("launch", "bb", "lxt-eph", "--ephemeral", "-q")
+    assert daemon.ok("list", "lxt-eph", "-f", "csv", "-c", "nt") == \
+        "lxt-eph,CONTAINER (EPHEMERAL)\n"
+    daemon.ok("stop", "lxt-eph")
+    assert "lxt-eph" not in daemon.states()
+    assert daemon.leftovers("lxt-eph") == []
