@@ -45,10 +45,9 @@ def _app(ctx: CallContext) -> App:
 async def server_info(ctx: CallContext) -> dict[str, Any]:
     """Server version, environment, loaded plugins and their drivers."""
     app = _app(ctx)
+    drivers = app.drivers.describe()
     return {
-        "api_version": API_VERSION,
-        "server": "lxctl",
-        "server_version": __version__,
+        **_versions(),
         "server_pid": os.getpid(),
         "state_dir": str(app.directory),
         "auth": ctx.identity.method if ctx.identity else "untrusted",
@@ -63,21 +62,27 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
                 "size": app.drivers.ctx.idmap.size,
             },
         },
-        "plugins": _plugins_with_drivers(app),
+        "plugins": _plugins_with_drivers(app, drivers),
         "plugins_disabled": app.hooks.blocked(),
-        "drivers": app.drivers.describe(),
+        "drivers": drivers,
         "methods": app.methods.names(),
     }
 
 
-async def server_version(ctx: CallContext) -> dict[str, str]:
-    """The versions only (cheap; ``server.info`` has everything)."""
+def _versions() -> dict[str, str]:
     return {"api_version": API_VERSION, "server": "lxctl", "server_version": __version__}
 
 
-def _plugins_with_drivers(app: App) -> list[dict[str, Any]]:
+async def server_version(ctx: CallContext) -> dict[str, str]:
+    """The versions only (cheap; ``server.info`` has everything)."""
+    return _versions()
+
+
+def _plugins_with_drivers(
+    app: App, described: dict[str, list[dict[str, str]]]
+) -> list[dict[str, Any]]:
     """Each loaded plugin with the drivers its module (or a submodule) provides."""
-    drivers = [(kind, d["name"], d["class"]) for kind, items in app.drivers.describe().items()
+    drivers = [(kind, d["name"], d["class"]) for kind, items in described.items()
                for d in items]
     out = []
     for plugin in app.hooks.plugins():

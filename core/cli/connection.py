@@ -97,6 +97,10 @@ class Client:
         self.notify("stream.input", {"stream": stream,
                                      "data": binascii.b2a_base64(data, newline=False).decode()})
 
+    def end_stream(self, stream: str) -> None:
+        """Stream input: end of file for ``stream``."""
+        self.notify("stream.input", {"stream": stream, "eof": True})
+
     # ------------------------------------------------------------------ receiving
     def read_messages(self) -> list[dict[str, Any]] | None:
         """Read what is available (blocking for at least one chunk); None at EOF."""

@@ -181,7 +181,7 @@ def _relay(client: Client, params: dict[str, Any]) -> int:
             if data:
                 client.send_stream(STREAM, data)
             else:
-                client.notify("stream.input", {"stream": STREAM, "eof": True})
+                client.end_stream(STREAM)
                 stdin_open = False
         if sock in ready:
             done, result = client.poll(request_id)

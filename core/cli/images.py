@@ -77,7 +77,7 @@ def _import(path: str, aliases: list[str]) -> int:
         request_id = client.request("image.import", {"stream": "image", "aliases": aliases})
         while chunk := f.read(UPLOAD_CHUNK):
             client.send_stream("image", chunk)
-        client.notify("stream.input", {"stream": "image", "eof": True})
+        client.end_stream("image")
     rec = client.wait_for(request_id)
     write(f"Image imported with fingerprint: {rec['fingerprint']}\n")
     return 0
