@@ -31,16 +31,16 @@ from lxctl import __version__, api, logs
 from lxctl.config import DaemonConfig, load_daemon_config, socket_path, state_dir
 from lxctl.drivers import DriverContext, DriverRegistry, Drivers
 from lxctl.errors import InvalidState, LxctlError
-from lxctl.events import Event, EventBus
-from lxctl.idmap import IdMap, from_subid
-from lxctl.images import ImageStore
-from lxctl.instances import Instances
-from lxctl.operations import Operations
+from lxctl.kernel.events import Event, EventBus
+from lxctl.kernel.operations import Operations
+from lxctl.objects.idmap import IdMap, from_subid
+from lxctl.objects.images import ImageStore
+from lxctl.objects.instances import Instances
+from lxctl.objects.pools import Pools
 from lxctl.plugin import Hooks, get_plugin_manager
-from lxctl.pools import Pools
 from lxctl.rpc import Dispatcher, MethodTable
 from lxctl.server import Server, bind_unix_socket, request_logger
-from lxctl.store import SQLiteStore, StateStore
+from lxctl.state.store import SQLiteStore, StateStore
 
 log = structlog.get_logger("lxctl.daemon")
 

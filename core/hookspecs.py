@@ -14,7 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from lxctl.drivers import DriverRegistry
-    from lxctl.events import Event
+    from lxctl.kernel.events import Event
     from lxctl.rpc import MethodTable
 
 hookspec = pluggy.HookspecMarker("lxctl")

@@ -16,7 +16,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from lxctl.drivers import DriverRegistry
-    from lxctl.events import Event
+    from lxctl.kernel.events import Event
     from lxctl.rpc import MethodTable
 
 PROJECT = "lxctl"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from lxctl.events import Event
+from lxctl.kernel.events import Event
 from lxctl.plugin import impl
 from lxctl.rpc import MethodTable
 

@@ -78,7 +78,7 @@ def run(argv: list[str]) -> int:
     if command not in COMMANDS:
         return fail(f"unknown command {command!r} (see 'lxctl --help')")
     module_name, func_name = COMMANDS[command]
-    module = __import__(f"lxctl.cli.{module_name}", fromlist=[func_name])
+    module = __import__(f"lxctl.cli.commands.{module_name}", fromlist=[func_name])
     func: Callable[[str, list[str]], int] = getattr(module, func_name)
 
     from lxctl.cli.connection import ConnectionFailed, RpcError

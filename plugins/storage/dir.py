@@ -26,9 +26,9 @@ from lxctl import execute
 from lxctl.config import is_true
 from lxctl.drivers import DriverContext, DriverRegistry, RootVolume
 from lxctl.errors import InvalidArgument, Unavailable
-from lxctl.idmap import IdMap, shift_tree
+from lxctl.objects.idmap import IdMap, shift_tree
 from lxctl.plugin import impl
-from lxctl.records import ImageRecord, PoolRecord
+from lxctl.state.records import ImageRecord, PoolRecord
 
 _limiter = trio.CapacityLimiter(2)
 DELETED = ".deleted"

@@ -30,9 +30,9 @@ from lxctl.drivers import (
     StreamInput,
 )
 from lxctl.errors import DriverError, InvalidState
-from lxctl.idmap import IdMap
+from lxctl.objects.idmap import IdMap
 from lxctl.plugin import impl
-from lxctl.records import InstanceRecord
+from lxctl.state.records import InstanceRecord
 
 from . import addresses, cgroups
 from . import config as lxc_config

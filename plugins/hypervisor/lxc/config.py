@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lxctl.config import is_true, parse_size
 from lxctl.drivers import RootVolume
-from lxctl.idmap import IdMap
+from lxctl.objects.idmap import IdMap
 
 COMMON = Path("/usr/share/lxc/config/common.conf")
 USERNS = Path("/usr/share/lxc/config/userns.conf")

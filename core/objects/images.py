@@ -23,9 +23,9 @@ import trio
 import yaml
 
 from lxctl.errors import AlreadyExists, InvalidArgument, NotFound
-from lxctl.events import EventBus, lifecycle
-from lxctl.records import ImageRecord
-from lxctl.store import StateStore
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.state.records import ImageRecord
+from lxctl.state.store import StateStore
 
 BUSYBOX = Path("/bin/busybox")
 ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64",
@@ -140,7 +140,7 @@ class ImageStore:
         return self.dir / image.fingerprint
 
     async def _check_aliases(self, aliases: list[str]) -> None:
-        from lxctl.names import check_object_name
+        from lxctl.objects.names import check_object_name
 
         for alias in aliases:
             check_object_name("image alias", alias)

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from lxctl.records import iso, now
+from lxctl.state.records import iso, now
 
 EVENT_TYPES = ("lifecycle", "operation", "logging")
 SUBSCRIBER_QUEUE = 1024

@@ -14,12 +14,12 @@ import trio
 
 from lxctl.drivers import Drivers, StorageDriver
 from lxctl.errors import LxctlError, NotFound, Unavailable
-from lxctl.events import EventBus, lifecycle
-from lxctl.idmap import IdMap
-from lxctl.records import ImageRecord, PoolRecord, ProfileRecord
-from lxctl.store import StateStore
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.objects.idmap import IdMap
+from lxctl.state.records import ImageRecord, PoolRecord, ProfileRecord
+from lxctl.state.store import StateStore
 
-log = structlog.get_logger("lxctl.pools")
+log = structlog.get_logger("lxctl.objects.pools")
 
 
 class Pools:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lxctl.cli import wire
 from lxctl.cli.connection import ConnectionFailed, RpcError, connect
-from lxctl.cli.formatting import check_format, render_rows, write
+from lxctl.cli.output import check_format, render_rows, write
 
 
 # ---------------------------------------------------------------------------- monitor

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from lxctl.cli.connection import Client, RpcError, connect
-from lxctl.cli.formatting import check_format, render_rows, size, write
+from lxctl.cli.output import check_format, render_rows, size, write
 
 DEFAULT_COLUMNS = "ns46tS"
 COLUMNS: dict[str, str] = {

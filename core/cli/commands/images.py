@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime
 
 from lxctl.cli.connection import RpcError, connect
-from lxctl.cli.formatting import check_format, render_rows, size, write
+from lxctl.cli.output import check_format, render_rows, size, write
 
 UPLOAD_CHUNK = 1 << 20
 

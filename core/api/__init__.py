@@ -25,8 +25,8 @@ from lxctl.drivers import (
     StreamSignal,
 )
 from lxctl.errors import InvalidArgument
-from lxctl.events import EVENT_TYPES
-from lxctl.names import check_instance_name
+from lxctl.kernel.events import EVENT_TYPES
+from lxctl.objects.names import check_instance_name
 from lxctl.rpc import Method, MethodTable
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Daemon, cgroup_prefix, wait_for
+from harness import Daemon, cgroup_prefix, wait_for
 
-EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "contrib" / "example-plugin"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "contrib" / "example-plugin"
 
 
 def _db_counts(d: Daemon) -> dict[str, int]:

@@ -16,8 +16,8 @@ from lxctl.errors import PluginError
 if TYPE_CHECKING:
     import trio
 
-    from lxctl.idmap import IdMap
-    from lxctl.records import ImageRecord, InstanceRecord, PoolRecord
+    from lxctl.objects.idmap import IdMap
+    from lxctl.state.records import ImageRecord, InstanceRecord, PoolRecord
 
 
 @dataclass(frozen=True)

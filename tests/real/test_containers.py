@@ -14,7 +14,7 @@ import termios
 import time
 from pathlib import Path
 
-from conftest import LXCTL, Daemon, wait_for
+from harness import LXCTL, Daemon, wait_for
 
 
 def test_launch_use_and_delete(daemon: Daemon) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lxctl.errors import AlreadyExists, InvalidState, NotFound
-from lxctl.records import (
+from lxctl.state.records import (
     ImageRecord,
     InstanceRecord,
     OperationRecord,

@@ -17,11 +17,11 @@ import structlog
 import trio
 
 from lxctl.errors import InvalidState, LxctlError, NotFound
-from lxctl.events import Event, EventBus
-from lxctl.records import OperationRecord, iso, now
-from lxctl.store import StateStore
+from lxctl.kernel.events import Event, EventBus
+from lxctl.state.records import OperationRecord, iso, now
+from lxctl.state.store import StateStore
 
-log = structlog.get_logger("lxctl.operations")
+log = structlog.get_logger("lxctl.kernel.operations")
 
 RETENTION = 5.0
 INTERRUPTED_RETENTION = 300.0  # an operation a crash cut short stays visible longer

@@ -9,12 +9,12 @@ import trio
 
 from lxctl.config import check_instance_config, load_daemon_config, parse_size
 from lxctl.errors import AlreadyExists, Busy, InvalidArgument, InvalidState, NotFound
-from lxctl.events import EventBus, lifecycle
-from lxctl.idmap import IdMap, from_subid
-from lxctl.lifecycle import Lifecycle, check_transition
-from lxctl.names import check_instance_name, random_instance_name
-from lxctl.records import InstanceRecord, OperationRecord
-from lxctl.store import SCHEMA_VERSION, SQLiteStore
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.kernel.lifecycle import Lifecycle, check_transition
+from lxctl.objects.idmap import IdMap, from_subid
+from lxctl.objects.names import check_instance_name, random_instance_name
+from lxctl.state.records import InstanceRecord, OperationRecord
+from lxctl.state.store import SCHEMA_VERSION, SQLiteStore
 
 
 @pytest.mark.parametrize("name", ["-abc", "abc-", "1234", "foo.bar", "a_b", "a" * 64, "",
@@ -134,7 +134,7 @@ async def test_event_bus_never_blocks_and_drops_slow_subscribers() -> None:
 
 
 async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
-    from lxctl.operations import Operation, Operations
+    from lxctl.kernel.operations import Operation, Operations
 
     store = SQLiteStore(tmp_path / "db")
     bus = EventBus()
@@ -188,7 +188,7 @@ def test_every_hook_is_documented() -> None:
 
     from lxctl import hookspecs
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
              if name.startswith("lxctl_")]
     assert len(specs) >= 3

@@ -17,16 +17,16 @@ import trio
 from lxctl.config import check_instance_config, is_true
 from lxctl.drivers import Drivers, ExecOutput, ExecRequest, InstanceState, StreamInput
 from lxctl.errors import AlreadyExists, InvalidArgument, InvalidState, LxctlError, NotFound
-from lxctl.events import EventBus, lifecycle
-from lxctl.images import ImageStore
-from lxctl.lifecycle import Lifecycle, check_transition
-from lxctl.names import check_instance_name, random_instance_name
-from lxctl.operations import Operation, Operations
-from lxctl.pools import Pools
-from lxctl.records import InstanceRecord, now
-from lxctl.store import StateStore
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.kernel.lifecycle import Lifecycle, check_transition
+from lxctl.kernel.operations import Operation, Operations
+from lxctl.objects.images import ImageStore
+from lxctl.objects.names import check_instance_name, random_instance_name
+from lxctl.objects.pools import Pools
+from lxctl.state.records import InstanceRecord, now
+from lxctl.state.store import StateStore
 
-log = structlog.get_logger("lxctl.instances")
+log = structlog.get_logger("lxctl.objects.instances")
 
 DEFAULT_STOP_TIMEOUT = 600.0  # Incus: a negative timeout means 600 s
 

@@ -1,0 +1,76 @@
+"""Fixtures of the real layer: real daemons, real LXC containers (root only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Daemon
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.real)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(
+                    reason="needs root: real LXC containers, cgroups and /etc/subuid"))
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="lxt-"))
+    d.chmod(0o711)  # unprivileged container roots must traverse to their rootfs
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def image_tarball(workdir: Path) -> Path:
+    """A unified busybox image, as the peer benchmark builds it."""
+    out = workdir / "busybox.tar.gz"
+    script = Path(__file__).resolve().parents[3] / "shared" / "bench" / "build-busybox-image.sh"
+    if script.exists():
+        subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True)
+    else:  # build it with lxctl's own builder, in-process
+        from lxctl.objects.images import _busybox_tarball
+
+        _busybox_tarball(out)
+    return out
+
+
+def _new_daemon(workdir: Path, name: str) -> Daemon:
+    d = Daemon(workdir / name)
+    d.start()
+    return d
+
+
+@pytest.fixture(scope="session")
+def daemon(workdir: Path) -> Iterator[Daemon]:
+    """A shared daemon with a busybox image aliased ``bb``."""
+    d = _new_daemon(workdir, "main")
+    try:
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def fresh_daemon(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    """A daemon of the test's own, with the ``bb`` image."""
+    d = Daemon(workdir / f"d-{request.node.name[:40]}")
+    try:
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d
+    finally:
+        d.cleanup()
+
+
