@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from lxctl.errors import NotFound
-from lxctl.rpc import Dispatcher, LineFramer, Method, MethodTable, Oversized
+from lxctl.rpc import Dispatcher, LineFramer, Method, MethodTable, Oversized, ParseFailure
+
+if TYPE_CHECKING:  # as plugins do: names that exist for type checkers only
+    from decimal import Decimal
+    from fractions import Fraction
 
 
 async def echo(ctx: Any, text: str, times: int = 1) -> str:
@@ -62,6 +66,56 @@ async def test_parse_error(dispatcher: Dispatcher) -> None:
     assert raw is not None
     r = json.loads(raw)
     assert r["error"]["code"] == -32700 and r["id"] is None
+
+
+ECHO = {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "ab"}}
+
+
+@pytest.mark.parametrize("line", [
+    b"[" * 100_000 + b"]" * 100_000,  # deeper than the decoder recurses
+    b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    b"9" * 4301,  # more digits than int() converts (sys.get_int_max_str_digits)
+    b'{"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "a", "times": '
+    + b"1" * 5000 + b"}}",
+    b"\xff\xfe{}",
+], ids=["deep-array", "deep-object", "long-number", "long-number-in-request", "not-utf8"])
+async def test_pathological_json_is_a_parse_error(dispatcher: Dispatcher, line: bytes) -> None:
+    parsed = dispatcher.parse(line)  # what the server calls per line
+    assert isinstance(parsed, ParseFailure)
+    assert json.loads(parsed.response)["error"]["code"] == -32700
+    raw = await dispatcher.handle(line, None)
+    assert raw is not None and raw.endswith(b"\n") and raw.count(b"\n") == 1
+    r = json.loads(raw)
+    assert r["error"]["code"] == -32700 and r["id"] is None
+    assert r["error"]["message"].startswith("Parse error: ")
+    # the same dispatcher (the same connection) answers the next message as usual
+    assert (await call(dispatcher, ECHO))["result"] == "ab"
+
+
+async def test_framed_stream_with_pathological_line_stays_usable(dispatcher: Dispatcher) -> None:
+    framer = LineFramer()
+    chunk = b"[" * 50_000 + b"]" * 50_000 + b"\n" + json.dumps(ECHO).encode() + b"\n"
+    answers = []
+    for item in framer.feed(chunk):
+        assert not isinstance(item, Oversized)
+        raw = await dispatcher.handle(item, None)
+        assert raw is not None
+        answers.append(json.loads(raw))
+    assert answers[0]["error"]["code"] == -32700
+    assert answers[1] == {"jsonrpc": "2.0", "id": 1, "result": "ab"}
+
+
+async def test_deep_but_decodable_params_are_answered() -> None:
+    async def anything(ctx: Any, value: Any) -> str:
+        return "ok"
+
+    table = MethodTable()
+    table.add("anything", anything)
+    deep = "[" * 300 + "]" * 300
+    line = ('{"jsonrpc": "2.0", "id": 3, "method": "anything", "params": {"value": '
+            + deep + "}}").encode()
+    raw = await Dispatcher(table).handle(line, None)
+    assert raw is not None and json.loads(raw)["result"] == "ok"
 
 
 async def test_invalid_request(dispatcher: Dispatcher) -> None:
@@ -175,3 +229,63 @@ def test_client_wire_codec_rejects_bad_json(bad: bytes) -> None:
 
     with pytest.raises(ValueError):
         wire.loads(bad)
+
+
+async def checker_only_types(ctx: Fraction, amount: Decimal, names: list[str],
+                             note: str | None = None, rates: dict[str, Fraction] | None = None,
+                             parts: list[Decimal] | None = None) -> str:
+    return "ok"
+
+
+async def test_type_checking_only_hints_register_and_degrade_to_any() -> None:
+    table = MethodTable()
+    table.add("plan", checker_only_types)  # NameError here when hints were eval'ed at once
+    spec = table.get("plan")
+    assert spec is not None
+    assert [p.name for p in spec.params] == ["amount", "names", "note", "rates", "parts"]
+    d = Dispatcher(table)
+
+    async def plan(params: dict[str, Any]) -> Any:
+        return await call(d, {"jsonrpc": "2.0", "id": 1, "method": "plan", "params": params})
+
+    # the unresolvable name is Any; everything around it still resolves and is checked
+    assert (await plan({"amount": "12.5", "names": ["a"], "rates": {"x": 1},
+                        "parts": [1, "2"]}))["result"] == "ok"
+    assert (await plan({"amount": None, "names": []}))["result"] == "ok"
+    bad = await plan({"amount": 1, "names": ["a", 2]})
+    assert "'names' must be a list of strings" in bad["error"]["message"]
+    bad = await plan({"amount": 1, "names": [], "note": 5})
+    assert "'note' must be a string or null, got a number" in bad["error"]["message"]
+    bad = await plan({"amount": 1, "names": [], "rates": ["x"]})
+    assert bad["error"]["data"]["param"] == "rates"
+    bad = await plan({"amount": 1, "names": [], "parts": "1"})
+    assert "'parts' must be a list or null" in bad["error"]["message"]
+    bad = await plan({"names": []})
+    assert "missing parameter 'amount'" in bad["error"]["message"]
+
+
+def test_resolvable_hints_come_from_get_type_hints() -> None:
+    from lxctl.rpc.methods import parameter_hints
+
+    assert parameter_hints(typed) == {"names": list[str], "flags": dict[str, str] | None,
+                                      "ratio": float}
+
+
+def test_rpc_package_is_sans_io_and_imports_only_declared_packages() -> None:
+    """No trio (sans-IO), and no transitive-only dependency such as oslash."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import lxctl.rpc
+
+    allowed = {"jsonrpcserver", "lxctl", *sys.stdlib_module_names}
+    for path in Path(lxctl.rpc.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = {node.module.split(".")[0]}
+            else:
+                continue
+            assert tops <= allowed, f"{path.name} imports {tops - allowed}"
