@@ -1,11 +1,18 @@
-"""The one subprocess helper: argv lists (never a shell), an outcome, one log line."""
+"""The one subprocess helper: argv lists (never a shell), an outcome, one log line.
+
+What reaches a client is redacted: a failed command's error names the tool (the base
+name of ``argv[0]``) and its exit code and carries a short tail of its output, from
+which secrets are masked (:func:`redact`). The whole argv goes to the daemon log only,
+at debug level, redacted by the same function.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 import trio
@@ -13,6 +20,59 @@ import trio
 from lxctl.errors import DriverError, Timeout
 
 log = structlog.get_logger("lxctl.execute")
+
+MASK = "***"
+TAIL_LIMIT = 300  # characters of output that an error carries
+
+SECRET_WORDS = ("password", "passwd", "passphrase", "token", "secret", "key")
+# a word right before "=" (matched from the start of the word, possessively: linear
+# time on any output); when it names a secret, the rest of its line goes, whatever it
+# is ("password=a b" loses "a b"); any prefix counts (api_key=, lxc.secret=, --token=)
+_ASSIGNMENT = re.compile(r"(?<![\w.-])([\w.-]++)\s*+=")
+# an argument that takes the next one as its value: --password VALUE, --api-key VALUE
+_FLAG = re.compile(r"--?[\w.-]+")
+# credentials in a URL: scheme://user:password@host
+_URL_CREDENTIALS = re.compile(r"(\w://)[^/\s@]++@")
+
+
+def _names_secret(word: str) -> bool:
+    word = word.lower()
+    return any(s in word for s in SECRET_WORDS)
+
+
+def _mask_assignments(line: str) -> str:
+    for m in _ASSIGNMENT.finditer(line):
+        if _names_secret(m.group(1)):
+            return line[: m.end()] + MASK
+    return line
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """``text`` with secrets masked: each string of ``extra``, the value of every
+    ``password=``/``token=``/``secret=``/``key=``-style assignment up to the end of its
+    line, and the credentials of ``scheme://user:pass@host`` URLs."""
+    for secret in sorted((s for s in extra if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = "\n".join(_mask_assignments(line) for line in text.split("\n"))
+    return _URL_CREDENTIALS.sub(rf"\1{MASK}@", text)
+
+
+def redact_argv(argv: Sequence[str], extra: Iterable[str] = ()) -> list[str]:
+    """Each argument through :func:`redact`; the argument after a secret-naming flag
+    (``--password VALUE``) is masked whole."""
+    extra = tuple(extra)
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        previous = argv[i - 1] if i else ""
+        if _FLAG.fullmatch(previous) and _names_secret(previous) and not arg.startswith("-"):
+            out.append(MASK)
+        else:
+            out.append(redact(arg, extra))
+    return out
+
+
+def tool_name(argv: Sequence[str]) -> str:
+    return os.path.basename(argv[0]) if argv else "?"
 
 
 @dataclass(frozen=True)
@@ -22,14 +82,24 @@ class Outcome:
     stdout: bytes
     stderr: bytes
     seconds: float
+    mask: tuple[str, ...] = field(default=(), repr=False)  # extra strings to redact
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
-    def tail(self, limit: int = 400) -> str:
-        text = (self.stderr or self.stdout).decode(errors="replace").strip()
-        return text[-limit:]
+    @property
+    def tool(self) -> str:
+        return tool_name(self.argv)
+
+    def tail(self, limit: int = TAIL_LIMIT) -> str:
+        """The end of stderr (stdout if stderr is empty), redacted, at most ``limit``
+        characters: safe to put in an error that reaches a client."""
+        text = redact((self.stderr or self.stdout).decode(errors="replace"), self.mask)
+        text = text.strip()
+        if len(text) > limit:
+            text = "..." + text[-(limit - 3):].lstrip()
+        return text
 
 
 async def run(
@@ -40,9 +110,16 @@ async def run(
     stdin: bytes = b"",
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    redact: Sequence[str] = (),
 ) -> Outcome:
-    """Run ``argv``; return its outcome. ``check``: raise DriverError when it fails."""
+    """Run ``argv``; return its outcome. ``check``: raise DriverError when it fails.
+
+    ``redact``: strings to mask (beyond the secret-looking assignments that are always
+    masked) in the log line and in the output tail of errors.
+    """
     args = tuple(str(a) for a in argv)
+    extra = tuple(s for s in redact if s)
+    tool = tool_name(args)
     t0 = time.monotonic()
     try:
         with trio.fail_after(timeout):
@@ -51,16 +128,24 @@ async def run(
                 env=None if env is None else {**os.environ, **env}, cwd=cwd,
             )
     except trio.TooSlowError:
-        log.warning("command timed out", argv=args[:6], timeout=timeout)
-        raise Timeout(f"{args[0]} did not finish within {timeout:g} s", argv=list(args)) from None
+        log.debug("command", argv=redact_argv(args, extra), timeout=timeout, timed_out=True)
+        log.warning("command timed out", tool=tool, timeout=timeout)
+        raise Timeout(f"{tool} did not finish within {timeout:g} s", tool=tool,
+                      timeout=timeout) from None
     except OSError as exc:
-        raise DriverError(f"cannot run {args[0]}: {exc.strerror}", argv=list(args)) from None
-    outcome = Outcome(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
-    log.debug("command", argv=args[:6], rc=outcome.returncode,
-              ms=round(outcome.seconds * 1000, 1))
+        log.debug("command", argv=redact_argv(args, extra), error=exc.strerror)
+        raise DriverError(f"cannot run {tool}: {exc.strerror or exc}", tool=tool) from None
+    outcome = Outcome(args, proc.returncode, proc.stdout, proc.stderr,
+                      time.monotonic() - t0, extra)
+    fields: dict[str, object] = {"rc": outcome.returncode,
+                                 "ms": round(outcome.seconds * 1000, 1)}
+    if not outcome.ok:
+        fields["output"] = outcome.tail()
+    log.debug("command", argv=redact_argv(args, extra), **fields)
     if check and not outcome.ok:
+        tail = outcome.tail()
         raise DriverError(
-            f"{args[0]} failed (exit {outcome.returncode}): {outcome.tail()}",
-            argv=list(args), returncode=outcome.returncode,
+            f"{tool} failed (exit {outcome.returncode})" + (f": {tail}" if tail else ""),
+            tool=tool, returncode=outcome.returncode,
         )
     return outcome

@@ -289,3 +289,111 @@ def test_rpc_package_is_sans_io_and_imports_only_declared_packages() -> None:
             else:
                 continue
             assert tops <= allowed, f"{path.name} imports {tops - allowed}"
+
+
+# ------------------------------------------------- errors of external tools, as clients see them
+def wire_error(exc: BaseException) -> str:
+    from lxctl.rpc import encode, error_object
+
+    return encode(error_object(exc, 1, "x", None)).decode()
+
+
+SCRIPT = ("echo 'mount: bad option; password=hunter2 rest of line' >&2; "
+          "echo 'retrying with token = abc123' >&2; echo 'see https://bob:pw@example.org/x' >&2; "
+          "exit 3")
+
+
+async def test_failed_tool_error_names_tool_and_code_and_redacts() -> None:
+    from lxctl import execute
+    from lxctl.errors import DriverError
+
+    with pytest.raises(DriverError) as info:
+        await execute.run(["/bin/sh", "-c", SCRIPT, "sh", "--secret=argv-secret"])
+    exc = info.value
+    assert exc.message.startswith("sh failed (exit 3): ")
+    assert exc.data == {"tool": "sh", "returncode": 3}
+    text = wire_error(exc)
+    for leak in ("hunter2", "rest of line", "abc123", "bob:pw", "argv-secret", "echo", "/bin/"):
+        assert leak not in text
+    assert "password=***" in exc.message and "https://***@example.org/x" in exc.message
+
+
+async def test_failed_tool_error_carries_a_short_tail() -> None:
+    from lxctl import execute
+    from lxctl.errors import DriverError
+
+    with pytest.raises(DriverError) as info:
+        await execute.run(["sh", "-c", "printf 'x%.0s' $(seq 5000) >&2; echo ' the end' >&2; "
+                                       "exit 1"])
+    message = info.value.message
+    assert len(message) < execute.TAIL_LIMIT + 40 and message.endswith("the end")
+
+
+async def test_run_masks_extra_strings_and_keeps_outcome_tail_redacted() -> None:
+    from lxctl import execute
+    from lxctl.errors import DriverError
+
+    with pytest.raises(DriverError) as info:
+        await execute.run(["sh", "-c", "echo opaque-XYZ >&2; exit 1"], redact=["opaque-XYZ"])
+    assert "opaque-XYZ" not in wire_error(info.value)
+    outcome = await execute.run(["sh", "-c", "echo key=v >&2; exit 2"], check=False)
+    assert not outcome.ok and outcome.tail() == "key=***"  # what drivers put in errors
+
+
+async def test_timeout_and_missing_tool_errors_carry_no_argv() -> None:
+    from lxctl import execute
+    from lxctl.errors import DriverError, Timeout
+
+    with pytest.raises(Timeout) as timeout:
+        await execute.run(["sh", "-c", "sleep 5", "sh", "password=p1"], timeout=0.2)
+    assert timeout.value.message == "sh did not finish within 0.2 s"
+    assert "p1" not in wire_error(timeout.value) and "sleep" not in wire_error(timeout.value)
+    with pytest.raises(DriverError) as missing:
+        await execute.run(["/nonexistent/lxt-tool", "token=p2"])
+    assert missing.value.message.startswith("cannot run lxt-tool: ")
+    assert "p2" not in wire_error(missing.value) and "/nonexistent" not in wire_error(missing.value)
+
+
+async def test_full_argv_is_logged_at_debug_level_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import structlog
+
+    from lxctl import execute
+
+    capture = structlog.testing.LogCapture()
+    monkeypatch.setattr(execute, "log", structlog.wrap_logger(
+        structlog.PrintLogger(), processors=[capture],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG)))
+    await execute.run(["sh", "-c", "echo hidden-1 password=x >&2; exit 4", "sh", "--token",
+                       "t0k", "db_password=pw", "hidden-1"], check=False, redact=["hidden-1"])
+    [entry] = capture.entries
+    assert entry["log_level"] == "debug" and entry["rc"] == 4
+    assert entry["argv"] == ["sh", "-c", "echo *** password=***", "sh", "--token", "***",
+                             "db_password=***", "***"]
+    assert entry["output"] == "*** password=***"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("user=bob password=a b\nnext line", "user=bob password=***\nnext line"),
+    ("API_KEY = zzz", "API_KEY =***"),
+    ("lxc.secret=s; --auth-token=t", "lxc.secret=***"),
+    ("fetch https://u:p@host/x failed", "fetch https://***@host/x failed"),
+    ("keys: none, value=1", "keys: none, value=1"),
+    ("no secrets here", "no secrets here"),
+])
+def test_redact(text: str, expected: str) -> None:
+    from lxctl.execute import redact
+
+    assert redact(text) == expected
+
+
+def test_redact_takes_linear_time_on_hostile_output() -> None:
+    import time
+
+    from lxctl.execute import redact
+
+    t0 = time.monotonic()
+    for text in ("key" * 300_000, "a" * 1_000_000 + "=", "x://" * 200_000):
+        redact(text)
+    assert time.monotonic() - t0 < 2
