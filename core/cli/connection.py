@@ -42,17 +42,25 @@ class ConnectionFailed(Exception):
 
 
 class Client:
-    def __init__(self, path: str | None = None) -> None:
+    """``timeout``: seconds that connecting may take (default: no limit). ``deadline``
+    (a ``time.monotonic()`` value, default None: none): reading a response past it
+    raises TimeoutError."""
+
+    def __init__(self, path: str | None = None, timeout: float | None = None) -> None:
         self.path = path or socket_path()
         self.sock = _unix_socket(AF_UNIX, SOCK_STREAM)
+        self.deadline: float | None = None
         try:
+            if timeout is not None:
+                self.sock.settimeout(max(timeout, 0.001))  # 0 would mean non-blocking
             self.sock.connect(self.path)
+            self.sock.settimeout(None)
         except OSError as exc:
             self.sock.close()
             hint = " (is lxctld running?)" if isinstance(
                 exc, FileNotFoundError | ConnectionRefusedError) else ""
-            raise ConnectionFailed(
-                f"cannot connect to lxctld at {self.path}: {exc.strerror}{hint}") from None
+            raise ConnectionFailed(f"cannot connect to lxctld at {self.path}: "
+                                   f"{exc.strerror or exc}{hint}") from None
         self._buf = b""
         self._next_id = 0
         # buffered: send() queues and the caller flushes when select() says writable, so
@@ -103,7 +111,16 @@ class Client:
 
     # ------------------------------------------------------------------ receiving
     def read_messages(self) -> list[dict[str, Any]] | None:
-        """Read what is available (blocking for at least one chunk); None at EOF."""
+        """Read what is available (blocking for at least one chunk); None at EOF.
+
+        Past ``deadline``, TimeoutError."""
+        if self.deadline is not None:
+            from time import monotonic  # a built-in module: no cost to speak of
+
+            remaining = self.deadline - monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            self.sock.settimeout(remaining)
         data = self.sock.recv(1 << 20)
         if not data:
             return None
@@ -153,5 +170,6 @@ class Client:
         return result
 
 
-def connect() -> Client:
-    return Client(os.environ.get("LXCTL_SOCKET") or None)
+def connect(timeout: float | None = None) -> Client:
+    """A client of ``$LXCTL_SOCKET``, or of the socket in ``$LXCTL_DIR``."""
+    return Client(os.environ.get("LXCTL_SOCKET") or None, timeout)

@@ -1,7 +1,9 @@
 """``lxctl``: the client, with Incus's command grammar.
 
 Start-up is kept lean: only the module of the command that runs is imported, and only
-its parser is built. Errors print one line (``Error: ...``) and exit 1; ``exec`` exits
+its parser is built. Errors print one line (``Error: ...``) and exit 1, usage errors
+too (an unknown command, verb or flag: :mod:`lxctl.cli.args` raises them as
+ValueError, as the hand-written parsers of ``exec`` and ``version`` do); ``exec`` exits
 with the command's own code.
 """
 
@@ -76,7 +78,8 @@ def run(argv: list[str]) -> int:
         argv = ["version"]
     command = argv[0]
     if command not in COMMANDS:
-        return fail(f"unknown command {command!r} (see 'lxctl --help')")
+        what = "flag" if command.startswith("-") else "command"
+        return fail(f"unknown {what} {command!r} (see 'lxctl --help')")
     module_name, func_name = COMMANDS[command]
     module = __import__(f"lxctl.cli.commands.{module_name}", fromlist=[func_name])
     func: Callable[[str, list[str]], int] = getattr(module, func_name)
@@ -89,7 +92,7 @@ def run(argv: list[str]) -> int:
         return fail(exc.message)
     except ConnectionFailed as exc:
         return fail(str(exc))
-    except ValueError as exc:
+    except ValueError as exc:  # bad input, usage errors included (lxctl.cli.args)
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
 
+from lxctl.cli.args import ArgumentParser
 from lxctl.cli.connection import RpcError, connect
 from lxctl.cli.output import check_format, render_rows, size, write
 
@@ -12,7 +12,7 @@ UPLOAD_CHUNK = 1 << 20
 
 
 def image(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl image", description="Manage images")
+    p = ArgumentParser(prog="lxctl image", description="Manage images")
     sub = p.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="Build an image locally (busybox)")
     b.add_argument("kind", choices=["busybox"])

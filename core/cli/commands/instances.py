@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from datetime import datetime
 from typing import Any
 
+from lxctl.cli.args import ArgumentParser
 from lxctl.cli.connection import Client, RpcError, connect
 from lxctl.cli.output import check_format, render_rows, size, write
 
@@ -23,8 +23,8 @@ WANTED_FROM = {"start": ("Stopped", "Frozen"), "stop": ("Running", "Frozen"),
                "unfreeze": ("Frozen",)}
 
 
-def _parser(command: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"lxctl {command}", description=description)
+def _parser(command: str, description: str) -> ArgumentParser:
+    return ArgumentParser(prog=f"lxctl {command}", description=description)
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:

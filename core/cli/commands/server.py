@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any
 
 from lxctl.cli import wire
+from lxctl.cli.args import ArgumentParser
 from lxctl.cli.connection import ConnectionFailed, RpcError, connect
 from lxctl.cli.output import check_format, render_rows, write
 
 
 # ---------------------------------------------------------------------------- monitor
 def monitor(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl monitor", description="Print daemon events")
+    p = ArgumentParser(prog="lxctl monitor", description="Print daemon events")
     p.add_argument("-t", "--type", action="append", default=[],
                    help="lifecycle, operation or logging (repeatable)")
     p.add_argument("-f", "--format", choices=("json", "yaml", "pretty"), default="yaml")
@@ -52,7 +52,7 @@ def monitor(command: str, args: list[str]) -> int:
 
 # ---------------------------------------------------------------------------- operations
 def operation(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl operation", description="Manage operations")
+    p = ArgumentParser(prog="lxctl operation", description="Manage operations")
     sub = p.add_subparsers(dest="verb", required=True)
     for verb in ("list", "ls"):
         ls = sub.add_parser(verb)
@@ -88,7 +88,7 @@ def operation(command: str, args: list[str]) -> int:
 
 # ---------------------------------------------------------------------------- admin
 def admin(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl admin", description="Manage the daemon")
+    p = ArgumentParser(prog="lxctl admin", description="Manage the daemon")
     sub = p.add_subparsers(dest="verb", required=True)
     w = sub.add_parser("waitready", help="Wait until the daemon is ready")
     w.add_argument("-t", "--timeout", type=float, default=0)
@@ -106,27 +106,33 @@ def admin(command: str, args: list[str]) -> int:
 
 
 def _waitready(timeout: float) -> int:
-    deadline = time.monotonic() + timeout if timeout > 0 else float("inf")
+    """Wait until the daemon answers ``server.ready``; ``timeout`` (> 0) bounds it all:
+    connection attempts, the call, the pauses between attempts."""
+    deadline = time.monotonic() + timeout if timeout > 0 else None
     last = ""
     while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise ConnectionFailed(f"Daemon still not running after {timeout:g}s timeout "
+                                   f"({last or 'timed out'})")
         try:
-            client = connect()
+            client = connect(timeout=remaining)
+            client.deadline = deadline
             try:
                 client.call("server.ready")
                 return 0
             finally:
                 client.close()
-        except (ConnectionFailed, RpcError, OSError) as exc:
+        except (ConnectionFailed, RpcError, OSError) as exc:  # OSError: also TimeoutError
             last = str(exc)
-        if time.monotonic() >= deadline:
-            raise RpcError(-32000, f"Daemon still not running after {timeout:g}s timeout "
-                                   f"({last})")
-        time.sleep(0.1)
+        pause = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        if pause > 0:
+            time.sleep(pause)
 
 
 # ---------------------------------------------------------------------------- storage
 def storage(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl storage", description="Manage storage pools")
+    p = ArgumentParser(prog="lxctl storage", description="Manage storage pools")
     sub = p.add_subparsers(dest="verb", required=True)
     for verb in ("list", "ls"):
         sub.add_parser(verb).add_argument("-f", "--format", default="table")
@@ -139,7 +145,7 @@ def storage(command: str, args: list[str]) -> int:
 
 
 def profile(command: str, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lxctl profile", description="Manage profiles")
+    p = ArgumentParser(prog="lxctl profile", description="Manage profiles")
     sub = p.add_subparsers(dest="verb", required=True)
     for verb in ("list", "ls"):
         sub.add_parser(verb).add_argument("-f", "--format", default="table")

@@ -1,0 +1,146 @@
+"""The real client binary, without a daemon (no root): usage errors, help, waitready."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LXCTL = Path(sys.executable).with_name("lxctl")  # the launcher in the venv's bin/
+DEADLINE = 20.0  # seconds any one client run may take here
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """An LXCTL_DIR without a daemon; short, so that a socket path in it fits."""
+    with tempfile.TemporaryDirectory(prefix="lxt-cli-") as tmp:
+        yield Path(tmp)
+
+
+def lxctl(state_dir: Path, *args: str, timeout: float = DEADLINE,
+          socket_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LXCTL_SOCKET"}
+    env["LXCTL_DIR"] = str(state_dir)
+    if socket_path is not None:
+        env["LXCTL_SOCKET"] = str(socket_path)
+    return subprocess.run([str(LXCTL), *args], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+
+
+# ---------------------------------------------------------------------------- usage errors
+@pytest.mark.parametrize("args", [
+    ["list", "--bogus"],
+    ["image", "frobnicate"],
+    ["nosuchverb"],
+    ["--bogus"],
+    ["image"],
+    ["image", "show"],
+    ["image", "list", "--bogus"],
+    ["launch"],
+    ["launch", "img", "c1", "--bogus"],
+    ["stop", "--timeout", "soon", "c1"],
+    ["delete"],
+    ["info", "--bogus"],
+    ["operation", "frobnicate"],
+    ["operation", "wait"],
+    ["admin", "frobnicate"],
+    ["admin", "waitready", "--timeout", "abc"],
+    ["storage", "list", "--bogus"],
+    ["profile", "show"],
+    ["monitor", "--format", "xml"],
+    ["version", "--bogus"],
+    ["version", "extra"],
+    ["exec", "c1", "--bogus", "--", "true"],
+    ["exec"],
+], ids=" ".join)
+def test_usage_error_is_one_error_line_and_exit_1(state_dir: Path, args: list[str]) -> None:
+    r = lxctl(state_dir, *args)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.stderr
+    assert "usage:" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["list", "--help"], ["image", "--help"], ["image", "list", "-h"],
+    ["admin", "waitready", "--help"], ["version", "--help"], ["exec", "--help"],
+], ids=" ".join)
+def test_help_still_prints_help_and_exits_0(state_dir: Path, args: list[str]) -> None:
+    r = lxctl(state_dir, *args)
+    assert r.returncode == 0 and r.stderr == ""
+    assert "usage" in r.stdout.lower()
+
+
+# ---------------------------------------------------------------------------- waitready
+class SilentServer:
+    """A Unix socket that accepts connections, reads what comes, and never answers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.received = bytearray()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(8)
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            while data := conn.recv(65536):
+                self.received += data
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("via", ["LXCTL_SOCKET", "LXCTL_DIR"])
+def test_waitready_timeout_covers_a_call_that_never_returns(state_dir: Path, via: str) -> None:
+    path = state_dir / "unix.socket"
+    server = SilentServer(path)
+    try:
+        t0 = time.monotonic()
+        r = lxctl(state_dir, "admin", "waitready", "--timeout", "1",
+                  socket_path=path if via == "LXCTL_SOCKET" else None, timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        server.close()
+    assert b'"server.ready"' in server.received  # connected and called: then the wait
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "1s timeout" in lines[0]
+    assert 0.9 <= elapsed < 5
+
+
+def test_waitready_without_a_daemon_gives_up_at_the_timeout(state_dir: Path) -> None:
+    t0 = time.monotonic()
+    r = lxctl(state_dir, "admin", "waitready", "--timeout", "0.5")
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 1
+    [line] = r.stderr.splitlines()
+    assert line.startswith("Error: Daemon still not running after 0.5s timeout (")
+    assert 0.4 <= elapsed < 5
