@@ -32,7 +32,7 @@ stamp=.venv/.lxctl-installed
 want=$(cat pyproject.toml contrib/example-plugin/pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[daemon,test]"
   echo "$want" > $stamp
 fi
 # setuptools maps core/ -> lxctl and plugins/ -> lxctl_plugins with an import-hook finder
