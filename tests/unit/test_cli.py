@@ -144,3 +144,52 @@ def test_waitready_without_a_daemon_gives_up_at_the_timeout(state_dir: Path) -> 
     [line] = r.stderr.splitlines()
     assert line.startswith("Error: Daemon still not running after 0.5s timeout (")
     assert 0.4 <= elapsed < 5
+
+
+# ---------------------------------------------------------------------------- lean client
+@pytest.mark.parametrize("args", [["version"], ["version", "--bogus"],
+                                  ["exec", "c1", "--", "true"], ["exec", "c1", "--bogus"]],
+                         ids=" ".join)
+def test_hot_paths_import_no_argparse_typing_or_json(state_dir: Path, args: list[str]) -> None:
+    """exec and version parse by hand: argparse, typing and json cost ms on every start."""
+    import sysconfig
+
+    probe = (
+        "import sys\n"
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        "from lxctl.cli.main import run\n"
+        f"run({args!r})\n"
+        "heavy = ('argparse', 'typing', 'json', 'socket', 'lxctl.cli.args')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-S", "-c", probe], env={**os.environ,
+                       "LXCTL_DIR": str(state_dir)}, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=DEADLINE, check=False)
+    assert r.stdout.splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+def test_client_needs_only_its_declared_dependencies() -> None:
+    """The base distribution (no extras) is the client: lxctl.cli imports the standard
+    library, PyYAML and lxctl's client modules only, and nothing else is required."""
+    import ast
+    import tomllib
+
+    import lxctl.cli
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert [d.split(">")[0].split("=")[0] for d in project["dependencies"]] == ["PyYAML"]
+    assert "lxc>=3.0.4" in project["optional-dependencies"]["daemon"]
+    allowed = {*sys.stdlib_module_names, "yaml"}
+    for path in Path(lxctl.cli.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                ok = (name.split(".")[0] in allowed or name in ("lxctl", "lxctl.paths")
+                      or name == "lxctl.cli" or name.startswith("lxctl.cli."))
+                assert ok, f"{path.name} imports {name}"
