@@ -27,7 +27,7 @@
 #
 # Knobs (environment): LXB_LXCTL, LXB_LXCTLD (binaries; default the repo's
 # .venv), LXB_DIR (/tmp/lxb-bench), LXB_WORK (/tmp/lxb-work), LXB_LOG,
-# LXB_PEER (auto | incus | none), LXB_SHARED (/work/shared/bench),
+# LXB_PEER (auto | incus | none), LXB_SHARED (../shared/bench from the repo root),
 # LXB_REF ($LXB_SHARED/incus-6.0.4.txt), LXB_N (20), R_LAUNCH (7), R_EXEC (30),
 # R_LIST (15), R_HELP (30), LXB_KEEP_DIR (1: keep LXB_DIR afterwards),
 # LXB_QUIET_WAIT (s to wait for a quiet host; 0), LXB_QUIET_MAX (busy %; 25),
@@ -42,7 +42,8 @@ LXCTL=${LXB_LXCTL:-$REPO/.venv/bin/lxctl}
 LXCTLD=${LXB_LXCTLD:-$REPO/.venv/bin/lxctld}
 LXB_DIR=${LXB_DIR:-/tmp/lxb-bench}
 WORK=${LXB_WORK:-/tmp/lxb-work}
-SHARED=${LXB_SHARED:-/work/shared/bench}
+# the shared bench folder sits next to the checkout: <repo>/../shared/bench, resolved
+SHARED=${LXB_SHARED:-$(realpath -m "$HERE/../../../shared/bench")}
 REF=${LXB_REF:-$SHARED/incus-6.0.4.txt}
 PEER_MODE=${LXB_PEER:-auto}
 N=${LXB_N:-20}
@@ -65,6 +66,8 @@ IMAGE_TAR=$WORK/lxb-busybox.tar.gz
 log()  { echo "[$(date +%T)] $*" >> "$LOG"; }
 note() { echo "# $*"; log "$*"; }
 die()  { note "FATAL: $*"; exit 1; }
+
+[ -d "$SHARED" ] || die "no shared bench folder at $SHARED (set LXB_SHARED)"
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.6f", b-a}'; }
 
