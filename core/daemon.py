@@ -1,9 +1,13 @@
 """``lxctld``: the daemon's main: build the kernel, load plugins, serve, shut down.
 
-Start-up order: state dir and lock, plugins and drivers, state store (migrations),
-interrupted operations marked failed, default pool and profile on first start, pools
-mounted (a failing one is marked unavailable, never fatal), RPC methods, the socket,
-running instances re-adopted and due ones started, then ready.
+Start-up order: state dir and lock, plugins and drivers, config schema, state store
+(migrations), defaults on first start (a ``default`` dir pool and profile, no network),
+listener; then, under one nursery: the plugin event feed, the availability loop,
+operations (interrupted ones marked failed), pools and networks brought up (one that
+fails is Unavailable and retried: degraded start), RPC methods, the server, running
+instances re-adopted and due ones started (or left waiting for what they need), ready.
+Everything that can refuse to start happens before the nursery opens, so its error
+reaches ``main`` as itself.
 
 SIGTERM/SIGINT: stop accepting, let running operations finish (``shutdown.timeout``),
 close connections and exit; instances keep running (liblxc containers outlive the
@@ -28,19 +32,27 @@ import structlog
 import trio
 
 from lxctl import __version__, api, logs
-from lxctl.config import DaemonConfig, load_daemon_config, socket_path, state_dir
-from lxctl.drivers import DriverContext, DriverRegistry, Drivers
+from lxctl.config.daemon import DaemonConfig, load_daemon_config, socket_path, state_dir
+from lxctl.config.instance import INSTANCE_KEYS
+from lxctl.config.schema import ConfigSchema
+from lxctl.drivers.context import DriverContext
+from lxctl.drivers.registry import DriverRegistry, Drivers
 from lxctl.errors import InvalidState, LxctlError
+from lxctl.kernel.availability import Availability
 from lxctl.kernel.events import Event, EventBus
 from lxctl.kernel.operations import Operations
 from lxctl.objects.idmap import IdMap, from_subid
 from lxctl.objects.images import ImageStore
 from lxctl.objects.instances import Instances
+from lxctl.objects.networks import Networks
 from lxctl.objects.pools import Pools
+from lxctl.objects.profiles import Profiles
+from lxctl.objects.projects import Projects
 from lxctl.plugin import Hooks, get_plugin_manager
 from lxctl.rpc import Dispatcher, MethodTable
 from lxctl.server import Server, bind_unix_socket, request_logger
-from lxctl.state.store import SQLiteStore, StateStore
+from lxctl.state.sqlite import SQLiteStore
+from lxctl.state.store import StateStore
 
 log = structlog.get_logger("lxctl.daemon")
 
@@ -55,13 +67,18 @@ class App:
     config: DaemonConfig
     hooks: Hooks
     drivers: Drivers
+    schema: ConfigSchema
     store: StateStore
     bus: EventBus
-    ops: Operations
+    availability: Availability
     images: ImageStore
     pools: Pools
-    instances: Instances
+    profiles: Profiles
+    projects: Projects
+    networks: Networks
     methods: MethodTable
+    ops: Operations = field(init=False)
+    instances: Instances = field(init=False)
     ready: trio.Event = field(default_factory=trio.Event)
     shutdown_requested: trio.Event = field(default_factory=trio.Event)
     shutdown_options: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +110,21 @@ def _idmap() -> IdMap | None:
     except InvalidState as exc:
         log.warning("unprivileged containers unavailable", reason=exc.message)
         return None
+
+
+def build_schema(drivers: Drivers, hooks: Hooks) -> ConfigSchema:
+    """The core's keys, each driver's (owned by it), then the plugins'."""
+    schema = ConfigSchema()
+    schema.add_all(INSTANCE_KEYS)
+    for name, driver in drivers.all("storage").items():
+        schema.add_all((*driver.info.pool_keys, *driver.info.volume_keys),
+                       owner=f"storage:{name}")
+    for name, driver in drivers.all("hypervisor").items():
+        schema.add_all(driver.info.config_keys, owner=f"hypervisor:{name}")
+    for name, driver in drivers.all("network").items():
+        schema.add_all(driver.info.config_keys, owner=f"network:{name}")
+    hooks.register_config_keys(schema)
+    return schema
 
 
 def _plugin_events(hooks: Hooks, nursery: trio.Nursery, bus: EventBus) -> None:
@@ -129,61 +161,90 @@ async def run_daemon(
     directory: Path,
     config: DaemonConfig | None = None,
     *,
+    plugins: Iterable[Any] | None = None,
     extra_plugins: Iterable[Any] = (),
+    listener: trio.abc.Listener[Any] | None = None,
     task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Run a daemon on ``directory``. ``plugins``: use exactly these (no entry points);
+    ``extra_plugins``: add these to the entry points'; ``listener``: serve it instead
+    of the Unix socket (tests pass memory listeners)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o711)
     config = config or load_daemon_config(directory)
     lock_fd = _lock(directory)
     try:
-        await _serve(directory, config, extra_plugins, task_status)
+        app = await _build(directory, config, plugins, extra_plugins)
+        try:
+            if listener is None:
+                listener = await bind_unix_socket(socket_path(directory), config.socket_group)
+            await _serve(app, listener, task_status)
+        finally:
+            socket_path(directory).unlink(missing_ok=True)
+            with trio.CancelScope(shield=True):
+                await app.store.close()
+            log.info("daemon stopped")
     finally:
         os.close(lock_fd)
 
 
-async def _serve(directory: Path, config: DaemonConfig, extra_plugins: Iterable[Any],
-                 task_status: trio.TaskStatus[App]) -> None:
-    hooks = Hooks(get_plugin_manager(disabled=config.disabled_plugins, extra=extra_plugins))
+async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] | None,
+                 extra_plugins: Iterable[Any]) -> App:
+    """Everything that may refuse to start: plugins, drivers, schema, store, defaults."""
+    hooks = Hooks(get_plugin_manager(
+        load_entrypoints=plugins is None, disabled=config.disabled_plugins,
+        extra=[*(plugins or ()), *extra_plugins]))
     registry = DriverRegistry()
     hooks.register_drivers(registry)
-    drivers = Drivers(registry, DriverContext(directory, daemon_id(directory), _idmap()))
-    store = SQLiteStore(directory / "lxctl.db")
-    bus = EventBus()
+    idmap = await trio.to_thread.run_sync(_idmap)
+    drivers = Drivers(registry, DriverContext(directory, daemon_id(directory), idmap))
+    schema = build_schema(drivers, hooks)
+    store = await SQLiteStore.open(directory / "lxctl.db")
     try:
-        async with trio.open_nursery() as nursery:
-            _plugin_events(hooks, nursery, bus)
-            ops = Operations(store, bus, nursery)
-            ops.adopt_failed(await store.operations_fail_running(
-                "The daemon stopped while this operation was running"))
-            images = ImageStore(directory / "images", store, bus)
-            images.cleanup_tmp()
-            pools = Pools(store, drivers, bus)
-            await pools.ensure_defaults()
-            await pools.mount_all()
-            instances = Instances(store, drivers, bus, ops, images, pools)
-            methods = MethodTable()
-            app = App(directory, config, hooks, drivers, store, bus, ops, images, pools,
-                      instances, methods)
-            api.register(methods)
-            hooks.register_methods(methods)
-            dispatcher = Dispatcher(methods, on_internal=_log_incident, on_call=request_logger())
-            server = Server(dispatcher, drivers.auth(), app, config.max_message_size)
-            listener = await bind_unix_socket(socket_path(directory), config.socket_group)
-            await nursery.start(server.serve, listener)
-            await instances.adopt()
-            app.ready.set()
-            log.info("daemon started", version=__version__, dir=str(directory),
-                     plugins=[p["name"] for p in hooks.plugins()], pid=os.getpid())
-            task_status.started(app)
-            await _wait_for_shutdown(app)
-            await _shut_down(app, server, ops)
-            with trio.move_on_after(10):
-                await drivers.close()
-            nursery.cancel_scope.cancel()
-    finally:
-        socket_path(directory).unlink(missing_ok=True)
+        bus = EventBus()
+        availability = Availability(bus, max_interval=config.retry_max_interval)
+        images = ImageStore(directory / "images", store, bus)
+        await images.cleanup_tmp()
+        pools = Pools(store, drivers, bus, availability, schema)
+        await pools.ensure_default()
+        profiles = Profiles(store)
+        await profiles.ensure_default()
+        return App(directory, config, hooks, drivers, schema, store, bus, availability,
+                   images, pools, profiles, Projects(store),
+                   Networks(store, drivers, bus, availability), MethodTable())
+    except BaseException:
         await store.close()
-        log.info("daemon stopped")
+        raise
+
+
+async def _serve(app: App, listener: trio.abc.Listener[Any],
+                 task_status: trio.TaskStatus[App]) -> None:
+    async with trio.open_nursery() as nursery:
+        _plugin_events(app.hooks, nursery, app.bus)
+        await nursery.start(app.availability.run)
+        app.ops = Operations(app.store, app.bus, nursery)
+        app.ops.adopt_failed(await app.store.write(lambda t: t.operations_fail_running(
+            "The daemon stopped while this operation was running")))
+        await app.pools.bring_up_all()
+        await app.networks.bring_up_all()
+        app.instances = Instances(app.store, app.drivers, app.bus, app.ops, app.images,
+                                  app.pools, app.profiles, app.networks, app.availability,
+                                  app.schema)
+        api.register(app.methods)
+        app.hooks.register_methods(app.methods)
+        dispatcher = Dispatcher(app.methods, on_internal=_log_incident,
+                                on_call=request_logger())
+        server = Server(dispatcher, app.drivers, app.hooks, app, app.config.max_message_size)
+        await nursery.start(server.serve, listener)
+        await app.instances.adopt()
+        app.ready.set()
+        log.info("daemon started", version=__version__, dir=str(app.directory),
+                 plugins=[p["name"] for p in app.hooks.plugins()], pid=os.getpid())
+        task_status.started(app)
+        await _wait_for_shutdown(app)
+        await _shut_down(app, server)
+        with trio.move_on_after(10):
+            await app.drivers.close()
+        nursery.cancel_scope.cancel()
 
 
 async def _wait_for_shutdown(app: App) -> None:
@@ -200,7 +261,7 @@ async def _wait_for_shutdown(app: App) -> None:
             nursery.cancel_scope.cancel()
 
 
-async def _shut_down(app: App, server: Server, ops: Operations) -> None:
+async def _shut_down(app: App, server: Server) -> None:
     opts = app.shutdown_options
     server.stop_accepting()
     if opts.get("stop_instances"):
@@ -208,7 +269,7 @@ async def _shut_down(app: App, server: Server, ops: Operations) -> None:
         await app.instances.stop_all(0 if opts.get("force") else opts.get("timeout", 30.0),
                                      bool(opts.get("force")))
     with trio.move_on_after(app.config.shutdown_timeout):
-        for op in ops.list():
+        for op in app.ops.list():
             await op.done.wait()
     server.drain(0.5)
 
@@ -221,22 +282,11 @@ def main(argv: list[str] | None = None) -> None:
     directory = state_dir()
     try:
         config = load_daemon_config(directory) if directory.exists() else DaemonConfig()
-    except LxctlError as exc:
+        logs.configure(args.log_level or config.log_level)
+        trio.run(run_daemon, directory, config)
+    except LxctlError as exc:  # refused to start (raised before the nursery opened)
+        log.error("daemon failed", error=exc.message)
         print(f"lxctld: {exc.message}", file=sys.stderr)
         sys.exit(1)
-    logs.configure(args.log_level or config.log_level)
-    try:
-        trio.run(run_daemon, directory, config)
-    except* LxctlError as group:
-        messages = [e.message for e in _leaves(group) if isinstance(e, LxctlError)]
-        log.error("daemon failed", error="; ".join(messages))
-        print(f"lxctld: {'; '.join(messages)}", file=sys.stderr)
-        sys.exit(1)
-    except* KeyboardInterrupt:
+    except KeyboardInterrupt:
         pass
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]

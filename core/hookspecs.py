@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from lxctl.drivers import DriverRegistry
+    from lxctl.config.schema import ConfigSchema
+    from lxctl.drivers.auth import Identity
+    from lxctl.drivers.registry import DriverRegistry
     from lxctl.kernel.events import Event
     from lxctl.rpc import MethodTable
 
@@ -26,10 +28,25 @@ def lxctl_register_drivers(registry: DriverRegistry) -> None:
     """Register driver classes: ``registry.add_storage(DirDriver)``, ``add_hypervisor``,
     ``add_network``, ``add_auth``.
 
-    Called once at daemon start, before any state is loaded. A driver class has a
-    ``name`` (unique within its kind) and is constructed with the daemon's
-    :class:`~lxctl.drivers.DriverContext`. Registering two drivers with the same kind
-    and name is an error that names both plugins.
+    Called once at daemon start, before any state is loaded. A driver class declares
+    its capabilities as an ``info`` dataclass (``StorageInfo``, ``HypervisorInfo``,
+    ``NetworkInfo``, ``AuthInfo``) whose ``name`` is unique within its kind, may have a
+    ``probe()`` classmethod saying why this machine cannot run it, and is constructed
+    with the daemon's :class:`~lxctl.drivers.context.DriverContext`. Registering two
+    drivers with the same kind and name is an error that names both plugins.
+    """
+
+
+# ---------------------------------------------------------------------------- config
+@hookspec
+def lxctl_register_config_keys(schema: ConfigSchema) -> None:
+    """Declare config keys: ``schema.add(ConfigKey("user.x", Scope.INSTANCE, ...,
+    owner="myplugin"))``.
+
+    Called once at daemon start, after the drivers' own keys (from their ``info``) are
+    in the schema. Each key has a scope, a type, a default, a validator and whether it
+    can change live; an instance, pool or network config with a key nobody declared is
+    refused with a message that names the key.
     """
 
 
@@ -45,10 +62,21 @@ def lxctl_register_methods(methods: MethodTable) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def lxctl_authorize(identity: Identity, method: str, project: str) -> bool | None:
+    """Decide whether ``identity`` may call ``method`` in ``project``.
+
+    Called before every call by an authenticated peer. Return True to allow, False to
+    refuse (the caller gets a ``forbidden`` error), or None to let the next plugin
+    decide. When every implementation returns None, admins (``identity.admin``) are
+    allowed and others only in the projects of ``identity.projects``.
+    """
+
+
 # ---------------------------------------------------------------------------- events
 @hookspec
 def lxctl_event(event: Event) -> None:
-    """Consume one event (lifecycle, operation) after it was published.
+    """Consume one event (lifecycle, operation, logging) after it was published.
 
     Called from a single consumer task, in publication order, never from the code that
     published the event: a slow implementation delays only other plugin consumers, and

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from lxctl.drivers import DriverRegistry
+    from lxctl.config.schema import ConfigSchema
+    from lxctl.drivers.auth import Identity
+    from lxctl.drivers.registry import DriverRegistry
     from lxctl.kernel.events import Event
     from lxctl.rpc import MethodTable
 
@@ -59,6 +61,17 @@ class Hooks:
 
     def register_methods(self, methods: MethodTable) -> None:
         self.pm.hook.lxctl_register_methods(methods=methods)
+
+    def register_config_keys(self, schema: ConfigSchema) -> None:
+        self.pm.hook.lxctl_register_config_keys(schema=schema)
+
+    def authorize(self, identity: Identity, method: str, project: str) -> bool:
+        verdict = self.pm.hook.lxctl_authorize(identity=identity, method=method,
+                                               project=project)
+        if verdict is not None:
+            return bool(verdict)
+        return identity.admin or (identity.projects is not None
+                                  and project in identity.projects)
 
     def event(self, event: Event) -> None:
         self.pm.hook.lxctl_event(event=event)

@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from lxctl.kernel.events import Event
-from lxctl.plugin import impl
-from lxctl.rpc import MethodTable
+from lxctl.public import Event, LifecycleEvent, MethodTable, impl
 
 __version__ = "0.1.0"
 
@@ -28,8 +26,8 @@ _actions: Counter[str] = Counter()
 
 @impl
 def lxctl_event(event: Event) -> None:
-    if event.type == "lifecycle":
-        _actions[event.metadata["action"]] += 1
+    if isinstance(event, LifecycleEvent):
+        _actions[event.action] += 1
 
 
 async def hello(ctx: Any, name: str = "world") -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The event bus: lifecycle and operation events, fanned out to subscribers.
+"""The event bus and its typed events (lifecycle, operation, logging).
 
 ``publish()`` is synchronous and never blocks: each subscriber has a bounded queue, and
 one that falls behind by more than its queue is disconnected (its channel closes), as
@@ -10,37 +10,71 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import trio
 
-from lxctl.state.records import iso, now
+from lxctl.state.records import DEFAULT_PROJECT, STANDALONE, iso, now
 
-EVENT_TYPES = ("lifecycle", "operation", "logging")
 SUBSCRIBER_QUEUE = 1024
 
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # lifecycle | operation | logging
+    """An event in Incus's envelope; subclasses fix ``type`` and shape ``metadata``."""
+
+    type: ClassVar[str] = ""
     metadata: dict[str, Any]
     timestamp: float = field(default_factory=now)
-    project: str = "default"
-    location: str = "none"
+    project: str = DEFAULT_PROJECT
+    location: str = STANDALONE
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "timestamp": iso(self.timestamp),
-            "project": self.project,
-            "location": self.location,
-            "metadata": self.metadata,
-        }
+        return {"type": self.type, "timestamp": iso(self.timestamp), "project": self.project,
+                "location": self.location, "metadata": self.metadata}
 
 
-def lifecycle(action: str, source: str, **context: Any) -> Event:
+@dataclass(frozen=True)
+class LifecycleEvent(Event):
+    """An object changed: ``metadata`` = {action, source, context}."""
+
+    type: ClassVar[str] = "lifecycle"
+
+    @property
+    def action(self) -> str:
+        return str(self.metadata["action"])
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata["source"])
+
+
+@dataclass(frozen=True)
+class OperationEvent(Event):
+    """An operation started, progressed or ended: ``metadata`` is the operation."""
+
+    type: ClassVar[str] = "operation"
+
+
+@dataclass(frozen=True)
+class LoggingEvent(Event):
+    """A daemon log record worth showing subscribers: {message, level, context}."""
+
+    type: ClassVar[str] = "logging"
+
+
+EVENT_TYPES = tuple(cls.type for cls in (LifecycleEvent, OperationEvent, LoggingEvent))
+
+
+def lifecycle(action: str, source: str, *, project: str = DEFAULT_PROJECT,
+              **context: Any) -> LifecycleEvent:
     """A lifecycle event: ``lifecycle("instance-started", "/1.0/instances/c1")``."""
-    return Event("lifecycle", {"action": action, "source": source, "context": context})
+    return LifecycleEvent({"action": action, "source": source, "context": context},
+                          project=project)
+
+
+def logging_event(level: str, message: str, **context: Any) -> LoggingEvent:
+    return LoggingEvent({"message": message, "level": level, "context": context})
 
 
 @dataclass

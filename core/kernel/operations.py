@@ -17,7 +17,7 @@ import structlog
 import trio
 
 from lxctl.errors import InvalidState, LxctlError, NotFound
-from lxctl.kernel.events import Event, EventBus
+from lxctl.kernel.events import EventBus, OperationEvent
 from lxctl.state.records import OperationRecord, iso, now
 from lxctl.state.store import StateStore
 
@@ -60,7 +60,8 @@ class Operation:
             "metadata": self.metadata,
             "may_cancel": self.may_cancel and r.status == "Running",
             "err": r.err,
-            "location": "none",
+            "location": r.location,
+            "project": r.project,
         }
 
 
@@ -78,13 +79,15 @@ class Operations:
         *,
         resources: dict[str, list[str]] | None = None,
         may_cancel: bool = False,
+        project: str = "default",
     ) -> Operation:
         op = Operation(
-            OperationRecord(uuid.uuid4().hex, description, resources=resources or {}),
+            OperationRecord(uuid.uuid4().hex, description, resources=resources or {},
+                            project=project),
             may_cancel,
         )
         self._ops[op.id] = op
-        await self.store.operation_put(op.record)
+        await self.store.write(lambda t: t.operation_put(op.record))
         self._publish(op)
         self.nursery.start_soon(self._run, op, work)
         return op
@@ -107,7 +110,7 @@ class Operations:
             status, err = "Cancelled", "Operation cancelled"
         op.record.status, op.record.err, op.record.updated_at = status, err, now()
         with trio.CancelScope(shield=True):
-            await self.store.operation_put(op.record)
+            await self.store.write(lambda t: t.operation_put(op.record))
         self._publish(op)
         op.done.set()
         self.nursery.start_soon(self._forget, op)
@@ -115,10 +118,10 @@ class Operations:
     async def _forget(self, op: Operation, after: float = RETENTION) -> None:
         await trio.sleep(after)
         self._ops.pop(op.id, None)
-        await self.store.operation_delete(op.id)
+        await self.store.write(lambda t: t.operation_delete(op.id))
 
     def _publish(self, op: Operation) -> None:
-        self.bus.publish(Event("operation", op.to_api()))
+        self.bus.publish(OperationEvent(op.to_api(), project=op.record.project))
 
     def progress(self, op: Operation, **metadata: Any) -> None:
         op.metadata.update(metadata)

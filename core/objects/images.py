@@ -11,21 +11,23 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 import yaml
 
+from lxctl import execute
 from lxctl.errors import AlreadyExists, InvalidArgument, NotFound
 from lxctl.kernel.events import EventBus, lifecycle
-from lxctl.state.records import ImageRecord
-from lxctl.state.store import StateStore
+from lxctl.objects.names import check_object_name
+from lxctl.state.records import DEFAULT_PROJECT, ImageRecord
+from lxctl.state.store import StateStore, Tables
 
 BUSYBOX = Path("/bin/busybox")
 ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64",
@@ -71,15 +73,19 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _busybox_tarball(out: Path) -> None:
-    """Write a unified busybox image to ``out`` (blocking: run in a thread)."""
+async def busybox_facts() -> tuple[list[str], str]:
+    """The host busybox's applets and version (through the subprocess helper)."""
     if not BUSYBOX.exists():
         raise InvalidArgument(
             f"{BUSYBOX} not found: install Debian's busybox-static to build this image")
-    applets = subprocess.run([str(BUSYBOX), "--list-full"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    version = subprocess.run([str(BUSYBOX)], capture_output=True, text=True).stdout
-    version = version.split()[1].lstrip("v") if version.startswith("BusyBox") else "unknown"
+    applets = (await execute.run([BUSYBOX, "--list-full"], timeout=30)).stdout.decode().split()
+    banner = (await execute.run([BUSYBOX], check=False, timeout=30)).stdout.decode()
+    version = banner.split()[1].lstrip("v") if banner.startswith("BusyBox") else "unknown"
+    return applets, version
+
+
+def busybox_tarball(out: Path, applets: list[str], version: str) -> None:
+    """Write a unified busybox image to ``out`` (blocking: run in a thread)."""
     now = int(time.time())
     meta = {
         "architecture": os.uname().machine,
@@ -128,6 +134,10 @@ def _hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _image_get(project: str, ref: str, t: Tables) -> ImageRecord:
+    return t.image_get(project, ref)
+
+
 class ImageStore:
     def __init__(self, directory: Path, store: StateStore, bus: EventBus) -> None:
         self.dir = directory
@@ -139,26 +149,25 @@ class ImageStore:
     def path(self, image: ImageRecord) -> Path:
         return self.dir / image.fingerprint
 
-    async def _check_aliases(self, aliases: list[str]) -> None:
-        from lxctl.objects.names import check_object_name
-
+    async def _check_aliases(self, project: str, aliases: list[str]) -> None:
         for alias in aliases:
             check_object_name("image alias", alias)
             try:
-                existing = await self.store.image_get(alias)
+                existing = await self.store.read(partial(_image_get, project, alias))
             except NotFound:
                 continue
             if alias in existing.aliases:
                 raise AlreadyExists(f"Image alias {alias!r} already exists", alias=alias)
 
-    async def add_file(self, tmp_path: Path, aliases: list[str]) -> ImageRecord:
+    async def add_file(self, tmp_path: Path, aliases: list[str],
+                       project: str = DEFAULT_PROJECT) -> ImageRecord:
         """Take ownership of a tarball in ``self.tmp``: check, hash, store, record."""
         try:
-            await self._check_aliases(aliases)
+            await self._check_aliases(project, aliases)
             meta = await trio.to_thread.run_sync(read_metadata, tmp_path)
             fingerprint = await trio.to_thread.run_sync(_hash_file, tmp_path)
             try:
-                await self.store.image_get(fingerprint)
+                await self.store.read(lambda t: t.image_get(project, fingerprint))
             except NotFound:
                 pass
             else:
@@ -174,18 +183,24 @@ class ImageStore:
                 properties=props,
                 aliases=sorted(aliases),
                 created_at=float(meta.get("creation_date") or 0),
+                project=project,
             )
             os.replace(tmp_path, self.dir / fingerprint)
         finally:
             tmp_path.unlink(missing_ok=True)
-        try:
-            await self.store.image_create(rec)
+
+        def record(t: Tables) -> None:  # the image and its aliases: all or nothing
+            t.image_create(rec)
             for alias in aliases:
-                await self.store.image_alias_set(alias, fingerprint)
+                t.image_alias_set(project, alias, fingerprint)
+
+        try:
+            await self.store.write(record)
         except BaseException:
             (self.dir / fingerprint).unlink(missing_ok=True)
             raise
-        self.bus.publish(lifecycle("image-created", f"/1.0/images/{fingerprint}"))
+        self.bus.publish(lifecycle("image-created", f"/1.0/images/{fingerprint}",
+                                   project=project))
         return rec
 
     def new_tmp(self) -> Path:
@@ -193,7 +208,8 @@ class ImageStore:
         os.close(fd)
         return Path(name)
 
-    async def receive(self, chunks: AsyncIterator[bytes], aliases: list[str]) -> ImageRecord:
+    async def receive(self, chunks: AsyncIterator[bytes], aliases: list[str],
+                      project: str = DEFAULT_PROJECT) -> ImageRecord:
         tmp = self.new_tmp()
         try:
             f = await trio.open_file(tmp, "wb")
@@ -203,25 +219,38 @@ class ImageStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return await self.add_file(tmp, aliases)
+        return await self.add_file(tmp, aliases, project)
 
-    async def build_busybox(self, aliases: list[str]) -> ImageRecord:
-        await self._check_aliases(aliases)
+    async def build_busybox(self, aliases: list[str],
+                            project: str = DEFAULT_PROJECT) -> ImageRecord:
+        await self._check_aliases(project, aliases)
+        applets, version = await busybox_facts()
         tmp = self.new_tmp()
         try:
-            await trio.to_thread.run_sync(_busybox_tarball, tmp)
+            await trio.to_thread.run_sync(busybox_tarball, tmp, applets, version)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return await self.add_file(tmp, aliases)
+        return await self.add_file(tmp, aliases, project)
 
-    async def delete(self, ref: str) -> ImageRecord:
-        rec = await self.store.image_get(ref)
-        await self.store.image_delete(rec.fingerprint)
-        (self.dir / rec.fingerprint).unlink(missing_ok=True)
-        self.bus.publish(lifecycle("image-deleted", f"/1.0/images/{rec.fingerprint}"))
+    async def get(self, project: str, ref: str) -> ImageRecord:
+        return await self.store.read(lambda t: t.image_get(project, ref))
+
+    async def delete(self, project: str, ref: str) -> ImageRecord:
+        rec = await self.get(project, ref)
+
+        def forget(t: Tables) -> bool:  # True: no project uses the file any more
+            t.image_delete(project, rec.fingerprint)
+            return not any(i.fingerprint == rec.fingerprint
+                           for p in t.project_list() for i in t.image_list(p.name))
+
+        if await self.store.write(forget):
+            (self.dir / rec.fingerprint).unlink(missing_ok=True)
+        self.bus.publish(lifecycle("image-deleted", f"/1.0/images/{rec.fingerprint}",
+                                   project=project))
         return rec
 
-    def cleanup_tmp(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    async def cleanup_tmp(self) -> None:
+        """Drop uploads a previous daemon left half-done (off the event loop)."""
+        await trio.to_thread.run_sync(shutil.rmtree, self.tmp, True)
         self.tmp.mkdir(parents=True, exist_ok=True)

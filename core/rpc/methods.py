@@ -29,6 +29,7 @@ class Param:
     name: str
     hint: Any
     required: bool
+    positional: bool = True  # False: keyword-only (``*, project=...``), never by position
 
 
 class InvalidParams(Exception):
@@ -51,12 +52,13 @@ class MethodSpec:
     def bind(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the signature; return them as keyword arguments."""
         if isinstance(params, list):
-            if len(params) > len(self.params):
+            positional = [p for p in self.params if p.positional]
+            if len(params) > len(positional):
                 raise InvalidParams(
-                    f"{self.name} takes at most {len(self.params)} positional parameters, "
+                    f"{self.name} takes at most {len(positional)} positional parameters, "
                     f"got {len(params)}"
                 )
-            kwargs = {p.name: v for p, v in zip(self.params, params, strict=False)}
+            kwargs = {p.name: v for p, v in zip(positional, params, strict=False)}
         else:
             kwargs = dict(params)
         known = {p.name for p in self.params}
@@ -95,7 +97,8 @@ class MethodTable:
             raise TypeError(f"RPC method {name!r} must be a coroutine function")
         hints = parameter_hints(func)
         params = tuple(
-            Param(p.name, hints.get(p.name, Any), p.default is p.empty)
+            Param(p.name, hints.get(p.name, Any), p.default is p.empty,
+                  p.kind is not p.KEYWORD_ONLY)
             for p in list(inspect.signature(func).parameters.values())[1:]
         )
         self._methods[name] = MethodSpec(name, func, params, inspect.getdoc(func) or "")

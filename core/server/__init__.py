@@ -8,21 +8,15 @@ per-connection lock. Servers take listeners, not addresses, so tests can pass an
 
 from __future__ import annotations
 
-import grp
-import os
-import socket
-import struct
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
 import trio
 
-from lxctl.drivers import AuthDriver, Identity, PeerCredentials, StreamInput
-from lxctl.errors import Forbidden, InvalidState
+from lxctl.drivers.registry import Drivers
+from lxctl.errors import Forbidden
+from lxctl.plugin import Hooks
 from lxctl.rpc import (
     Dispatcher,
     LineFramer,
@@ -31,128 +25,25 @@ from lxctl.rpc import (
     encode,
     error_object,
     is_notification,
-    notification,
     too_large_error,
 )
+from lxctl.server.connection import CallContext, Connection, peer_of
+from lxctl.server.listener import bind_unix_socket
 
 log = structlog.get_logger("lxctl.server")
 
 READ_SIZE = 256 * 1024
-STREAM_QUEUE = 64
 MAX_IN_FLIGHT = 64  # requests answered at once per connection; more wait to be read
-
-
-@dataclass
-class CallContext:
-    """What an RPC method gets as its first argument."""
-
-    conn: Connection
-    identity: Identity | None
-    app: Any  # lxctl.daemon.App (kept untyped here to avoid an import cycle)
-
-
-@dataclass(eq=False)
-class Connection:
-    stream: trio.abc.Stream
-    nursery: trio.Nursery
-    conn_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    peer: PeerCredentials | None = None
-    identity: Identity | None = None
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
-    streams: dict[str, tuple[trio.MemorySendChannel[StreamInput],
-                             trio.MemoryReceiveChannel[StreamInput]]] = field(default_factory=dict)
-    released: set[str] = field(default_factory=set)  # streams whose reader is gone
-    # scopes of tasks that only make sense while the client reads (event streams)
-    on_eof_cancel: list[trio.CancelScope] = field(default_factory=list)
-    closed: bool = False
-
-    async def send(self, data: bytes) -> None:
-        async with self.send_lock:
-            await self.stream.send_all(data)
-
-    async def notify(self, method: str, params: dict[str, Any]) -> None:
-        await self.send(notification(method, params))
-
-    def _channel(self, stream_id: str) -> tuple[trio.MemorySendChannel[StreamInput],
-                                                trio.MemoryReceiveChannel[StreamInput]]:
-        if stream_id not in self.streams:
-            if len(self.streams) >= 64:
-                raise InvalidState("Too many open streams on this connection")
-            self.streams[stream_id] = trio.open_memory_channel[StreamInput](STREAM_QUEUE)
-        return self.streams[stream_id]
-
-    async def stream_input(self, stream_id: str, item: StreamInput) -> None:
-        """Route client input to a stream; blocks (backpressure) when its queue is full.
-
-        Input for a stream whose reader has finished is dropped."""
-        if stream_id in self.released:
-            return
-        send, _ = self._channel(stream_id)
-        try:
-            await send.send(item)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # its reader went away: drop the input
-
-    def claim_stream(self, stream_id: str) -> trio.MemoryReceiveChannel[StreamInput]:
-        """The receiving end of a stream; input sent before the claim is kept."""
-        self.released.discard(stream_id)
-        return self._channel(stream_id)[1]
-
-    def release_stream(self, stream_id: str) -> None:
-        self.released.add(stream_id)
-        pair = self.streams.pop(stream_id, None)
-        if pair:
-            pair[0].close()
-            pair[1].close()
-
-
-def peer_credentials(stream: trio.abc.Stream) -> PeerCredentials | None:
-    sock = getattr(stream, "socket", None)
-    if sock is None or sock.family != socket.AF_UNIX:
-        return None
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return PeerCredentials(pid, uid, gid)
-
-
-async def bind_unix_socket(path: Path, group: str | None) -> trio.SocketListener:
-    """Bind ``path`` (mode 0660, group ``group`` when it exists) and listen on it.
-
-    A socket file left by a dead daemon is replaced; one that still answers is not.
-    """
-    if path.exists():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()
-        else:
-            raise InvalidState(f"Another daemon is listening on {path}")
-        finally:
-            probe.close()
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o117)
-    try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o660)
-    if group:
-        try:
-            os.chown(path, 0, grp.getgrnam(group).gr_gid)
-        except (KeyError, PermissionError):
-            pass
-    sock.listen(128)
-    return trio.SocketListener(sock)
 
 
 class Server:
     def __init__(
-        self, dispatcher: Dispatcher, auth: list[AuthDriver], app: Any,
+        self, dispatcher: Dispatcher, drivers: Drivers, hooks: Hooks, app: Any,
         max_message_size: int,
     ) -> None:
         self.dispatcher = dispatcher
-        self.auth = auth
+        self.drivers = drivers
+        self.hooks = hooks
         self.app = app
         self.max_message_size = max_message_size
         self._conn_nursery: trio.Nursery | None = None
@@ -181,10 +72,10 @@ class Server:
             self._conn_nursery.cancel_scope.deadline = trio.current_time() + grace
 
     async def _authenticate(self, conn: Connection) -> None:
-        conn.peer = peer_credentials(conn.stream)
+        conn.peer = peer_of(conn.stream)
         if conn.peer is None:
             return
-        for driver in self.auth:
+        for driver in self.drivers.auth_for(conn.peer.kind):
             identity = await driver.authenticate(conn.peer)
             if identity is not None:
                 conn.identity = identity
@@ -264,7 +155,7 @@ class Server:
         request_id = message.get("id") if isinstance(message, dict) else None
         exc = Forbidden(
             "Not authorized: root or members of the 'lxctl' group may use this socket",
-            uid=conn.peer.uid if conn.peer else None)
+            uid=getattr(conn.peer, "uid", None))
         return encode(error_object(exc, request_id, "", None))
 
 
@@ -281,3 +172,6 @@ def request_logger() -> Callable[[str, float, int | None, bool], None]:
             log.info("request", **fields)
 
     return observe
+
+
+__all__ = ["CallContext", "Connection", "Server", "bind_unix_socket", "request_logger"]

@@ -1,7 +1,9 @@
 """The persistent objects of the state store, as plain dataclasses.
 
-They carry data only; behaviour lives in the services (instances, images, storage).
-``to_api()`` gives the JSON shape the API returns, close to Incus's objects.
+They carry data only; behaviour lives in ``objects/``. ``to_api()`` gives the JSON shape
+the API returns, close to Incus's objects. Objects are keyed by (project, name);
+``location`` is the cluster member that holds them ("none" on a standalone server).
+Storage pools are server-wide, as in Incus; their volumes belong to projects.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+DEFAULT_PROJECT = "default"
+STANDALONE = "none"
 
 
 def now() -> float:
@@ -37,14 +42,23 @@ class InstanceRecord:
     # the power state the daemon last put it in ("Running"/"Stopped"/"Frozen"): used to
     # re-adopt or autostart after a restart, like Incus's volatile.last_state.power
     power_state: str = "Stopped"
+    project: str = DEFAULT_PROJECT
+    location: str = STANDALONE
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.name)
+
+    @property
+    def qualified_name(self) -> str:
+        """Unique on this server: project-prefixed outside the default project."""
+        return self.name if self.project == DEFAULT_PROJECT else f"{self.project}_{self.name}"
 
     def to_api(self) -> dict[str, Any]:
         d = asdict(self)
         d["created_at"] = iso(self.created_at)
         d["last_used_at"] = iso(self.last_used_at)
         d.pop("power_state")
-        d["project"] = "default"
-        d["location"] = "none"
         return d
 
 
@@ -60,6 +74,7 @@ class ImageRecord:
     created_at: float = 0.0
     uploaded_at: float = field(default_factory=now)
     public: bool = False
+    project: str = DEFAULT_PROJECT
 
     def to_api(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,7 +92,27 @@ class PoolRecord:
     description: str = ""
 
     def to_api(self) -> dict[str, Any]:
-        return {**asdict(self), "status": "Created", "locations": ["none"]}
+        return {**asdict(self), "status": "Created", "locations": [STANDALONE]}
+
+
+@dataclass
+class VolumeRecord:
+    """A storage volume the daemon created (instance roots and, later, custom ones)."""
+
+    pool: str
+    name: str
+    type: str  # container | virtual-machine | custom (image volumes are the driver's)
+    content_type: str = "filesystem"
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    project: str = DEFAULT_PROJECT
+    location: str = STANDALONE
+    created_at: float = field(default_factory=now)
+
+    def to_api(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = iso(self.created_at)
+        return d
 
 
 @dataclass
@@ -86,9 +121,33 @@ class ProfileRecord:
     config: dict[str, str] = field(default_factory=dict)
     devices: dict[str, dict[str, str]] = field(default_factory=dict)
     description: str = ""
+    project: str = DEFAULT_PROJECT
 
     def to_api(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class ProjectRecord:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def to_api(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NetworkRecord:
+    name: str
+    type: str  # the network driver: bridge, macvlan, ovn ...
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    project: str = DEFAULT_PROJECT
+    location: str = STANDALONE
+
+    def to_api(self) -> dict[str, Any]:
+        return {**asdict(self), "managed": True}
 
 
 @dataclass
@@ -100,3 +159,5 @@ class OperationRecord:
     updated_at: float = field(default_factory=now)
     resources: dict[str, list[str]] = field(default_factory=dict)
     err: str = ""
+    project: str = DEFAULT_PROJECT
+    location: str = STANDALONE

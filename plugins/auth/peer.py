@@ -8,8 +8,15 @@ from typing import ClassVar
 
 import trio
 
-from lxctl.drivers import DriverContext, DriverRegistry, Identity, PeerCredentials
-from lxctl.plugin import impl
+from lxctl.public import (
+    AuthInfo,
+    DriverContext,
+    DriverRegistry,
+    Identity,
+    Peer,
+    PeerCredentials,
+    impl,
+)
 
 GROUP = "lxctl"
 
@@ -34,7 +41,7 @@ def _user(uid: int) -> str:
 
 
 class PeerAuth:
-    name: ClassVar[str] = "peer"
+    info: ClassVar[AuthInfo] = AuthInfo(name="peer", peer_kinds=frozenset({"unix"}))
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -45,12 +52,18 @@ class PeerAuth:
         except KeyError:
             return None
         if peer.gid == gid or gid in _groups_of(peer.pid):
-            return Identity(_user(peer.uid), self.name)
+            return Identity(_user(peer.uid), self.info.name)
         return None
 
-    async def authenticate(self, peer: PeerCredentials) -> Identity | None:
+    @classmethod
+    def probe(cls) -> str | None:
+        return None
+
+    async def authenticate(self, peer: Peer) -> Identity | None:
+        if not isinstance(peer, PeerCredentials):
+            return None
         if peer.uid == 0:
-            return Identity("root", self.name)
+            return Identity("root", self.info.name)
         # user and group look-ups may go through NSS (LDAP, ...): keep them off the loop
         return await trio.to_thread.run_sync(self._member, peer)
 

@@ -3,14 +3,16 @@
 Layout of a pool's source:
 
 * ``images/<fingerprint>.<idmap tag>/rootfs``: an image unpacked once per id map (the
-  rootfs shifted for unprivileged containers, or ``raw``).
-* ``containers/<name>/``: an instance. With ``overlay=true`` (the default where the
-  kernel has overlayfs) it holds ``upper/`` and ``work/``, stacked by LXC on the image's
-  rootfs at start: no copy, so a launch costs no more for a big image than for a small
-  one. With ``overlay=false`` it holds ``rootfs/``, a full copy, as Incus's dir driver
-  does. A file ``lower`` names the image volume an overlay instance rests on; an image
-  deleted while instances rest on it keeps its volume (marked ``.deleted``) until the
-  last of them is gone.
+  rootfs shifted for unprivileged containers, or ``raw``); ``users/`` beside it holds
+  one empty file per instance volume resting on it.
+* ``containers/<name>/``: an instance volume. With ``overlay=true`` (the default where
+  the kernel has overlayfs) it holds ``upper/`` and ``work/``, stacked by the hypervisor
+  on the image's rootfs (named in the file ``lower``): no copy, so a launch costs no
+  more for a big image than for a small one. With ``overlay=false`` it holds
+  ``rootfs/``, a full copy, as Incus's dir driver does. An image deleted while
+  instances rest on it keeps its volume (marked ``.deleted``) until the last is gone.
+* ``custom/<name>/``: custom filesystem volumes.
+* ``snapshots/<type>/<name>/<snapshot>/``: copies (reflinks where the filesystem can).
 """
 
 from __future__ import annotations
@@ -22,16 +24,32 @@ from typing import ClassVar
 
 import trio
 
-from lxctl import execute
-from lxctl.config import is_true
-from lxctl.drivers import DriverContext, DriverRegistry, RootVolume
-from lxctl.errors import InvalidArgument, Unavailable
-from lxctl.objects.idmap import IdMap, shift_tree
-from lxctl.plugin import impl
-from lxctl.state.records import ImageRecord, PoolRecord
+from lxctl.public import (
+    ConfigKey,
+    ContentType,
+    DriverContext,
+    DriverRegistry,
+    ImageSource,
+    InvalidArgument,
+    KeyType,
+    MountedVolume,
+    NotFound,
+    PoolRecord,
+    Scope,
+    StorageInfo,
+    Unavailable,
+    Volume,
+    VolumeType,
+    VolumeUsage,
+    impl,
+    is_true,
+    run,
+    shift_tree,
+)
 
 _limiter = trio.CapacityLimiter(2)
 DELETED = ".deleted"
+_DIRS = {VolumeType.CONTAINER: "containers", VolumeType.CUSTOM: "custom"}
 
 
 def _overlayfs_available() -> bool:
@@ -42,117 +60,232 @@ def _overlayfs_available() -> bool:
         return False
 
 
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class DirDriver:
-    name: ClassVar[str] = "dir"
-    optimized_images: ClassVar[bool] = True  # overlay instances share the image volume
-    config_keys: ClassVar[frozenset[str]] = frozenset({"source", "overlay"})
+    info: ClassVar[StorageInfo] = StorageInfo(
+        name="dir",
+        volume_types=frozenset({VolumeType.CONTAINER, VolumeType.CUSTOM, VolumeType.IMAGE}),
+        content_types=frozenset({ContentType.FILESYSTEM}),
+        optimized_images=True,  # image volumes are kept; instances rest on them
+        clones=True,  # with overlay=true (the default): an instance volume is two mkdirs
+        snapshots=True,  # as copies
+        pool_keys=(
+            ConfigKey("source", Scope.POOL, doc="Directory holding the pool (default: "
+                      "$LXCTL_DIR/storage-pools/NAME); must be empty when the pool is made"),
+            ConfigKey("overlay", Scope.POOL, KeyType.BOOL,
+                      doc="Stack instance volumes on the image volume with overlayfs "
+                      "(default: true where the kernel has overlayfs)"),
+        ),
+    )
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
 
+    @classmethod
+    def probe(cls) -> str | None:
+        return None  # a directory works everywhere
+
     def _source(self, pool: PoolRecord) -> Path:
         return Path(pool.config.get("source") or self.ctx.state_dir / "storage-pools" / pool.name)
 
+    def _volume_dir(self, pool: PoolRecord, volume: Volume) -> Path:
+        if volume.type not in _DIRS:
+            raise InvalidArgument(f"dir pools hold no {volume.type} volumes")
+        return self._source(pool) / _DIRS[volume.type] / volume.storage_name
+
+    def _snapshot_dir(self, pool: PoolRecord, volume: Volume) -> Path:
+        return self._source(pool) / "snapshots" / _DIRS[volume.type] / volume.storage_name
+
     # ------------------------------------------------------------------ pools
     async def create_pool(self, pool: PoolRecord) -> dict[str, str]:
-        unknown = set(pool.config) - self.config_keys
-        if unknown:
-            raise InvalidArgument(f"Unknown dir pool config key: {sorted(unknown)[0]}")
         overlay = pool.config.get("overlay", "true" if _overlayfs_available() else "false")
-        if overlay.lower() not in ("true", "false"):
-            raise InvalidArgument("Pool key 'overlay' must be true or false")
         source = self._source(pool)
-        if source.exists() and any(source.iterdir()):
-            raise InvalidArgument(f"Source {source} is not empty", source=str(source))
-        for sub in ("images", "containers"):
-            (source / sub).mkdir(parents=True, exist_ok=True, mode=0o711)
-        return {"source": str(source), "overlay": overlay.lower()}
+
+        def make() -> None:
+            if source.exists() and any(source.iterdir()):
+                raise InvalidArgument(f"Source {source} is not empty", source=str(source))
+            for sub in ("images", *_DIRS.values(), "snapshots"):
+                (source / sub).mkdir(parents=True, exist_ok=True, mode=0o711)
+
+        await trio.to_thread.run_sync(make)
+        return {"source": str(source), "overlay": "true" if is_true(overlay) else "false"}
 
     async def mount_pool(self, pool: PoolRecord) -> None:
         source = self._source(pool)
-        if not (source / "containers").is_dir():
-            raise Unavailable(f"Source {source} of pool {pool.name!r} is missing",
-                              pool=pool.name)
+
+        def check() -> None:
+            if not (source / "containers").is_dir():
+                raise Unavailable(f"Source {source} of pool {pool.name!r} is missing",
+                                  pool=pool.name)
+            for sub in ("custom", "snapshots"):  # pools made before these existed
+                (source / sub).mkdir(exist_ok=True, mode=0o711)
+            self._index_users(source)
+
+        await trio.to_thread.run_sync(check)
+
+    @staticmethod
+    def _index_users(source: Path) -> None:
+        """Pools made before ``users/`` existed: index each image's instances once."""
+        for image_dir in (source / "images").iterdir():
+            if not image_dir.is_dir() or (image_dir / "users").is_dir() or \
+                    image_dir.name.endswith(".partial"):
+                continue
+            users = image_dir / "users"
+            users.mkdir()
+            for lower in (source / "containers").glob("*/lower"):
+                try:
+                    if Path(lower.read_text().strip()).parent == image_dir:
+                        (users / lower.parent.name).touch()
+                except OSError:
+                    continue
+
+    async def unmount_pool(self, pool: PoolRecord) -> None:
+        return None
 
     async def delete_pool(self, pool: PoolRecord) -> None:
-        await trio.to_thread.run_sync(shutil.rmtree, self._source(pool), True)
+        await trio.to_thread.run_sync(_rmtree, self._source(pool))
 
     # ------------------------------------------------------------------ images
-    def _image_dir(self, pool: PoolRecord, fingerprint: str, idmap: IdMap | None) -> Path:
-        return self._source(pool) / "images" / f"{fingerprint}.{idmap.tag if idmap else 'raw'}"
+    def _image_dir(self, pool: PoolRecord, image: ImageSource) -> Path:
+        return self._source(pool) / "images" / image.variant
 
-    async def ensure_image_volume(
-        self, pool: PoolRecord, image: ImageRecord, tarball: Path, idmap: IdMap | None
-    ) -> Path:
-        target = self._image_dir(pool, image.fingerprint, idmap)
-        rootfs = target / "rootfs"
-        if rootfs.is_dir():
+    async def ensure_image_volume(self, pool: PoolRecord, image: ImageSource) -> None:
+        target = self._image_dir(pool, image)
+        if (target / "rootfs").is_dir():
             (target / DELETED).unlink(missing_ok=True)  # the same image came back
-            return rootfs
+            return
         partial = target.with_name(target.name + ".partial")
-        await trio.to_thread.run_sync(shutil.rmtree, partial, True)
-        partial.mkdir(parents=True)
+        await trio.to_thread.run_sync(_rmtree, partial)
+        (partial / "users").mkdir(parents=True)
         try:
-            await execute.run(["tar", "-xf", tarball, "-C", partial, "--numeric-owner",
-                               "--xattrs", "--xattrs-include=*", "rootfs"], timeout=600)
-            if idmap is not None:
+            await run(["tar", "-xf", image.tarball, "-C", partial, "--numeric-owner",
+                       "--xattrs", "--xattrs-include=*", "rootfs"], timeout=600)
+            if image.idmap is not None:
                 await trio.to_thread.run_sync(
-                    shift_tree, partial / "rootfs", idmap.uid_base, idmap.gid_base,
-                    limiter=_limiter)
+                    shift_tree, partial / "rootfs", image.idmap.uid_base,
+                    image.idmap.gid_base, limiter=_limiter)
             partial.rename(target)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(shutil.rmtree, partial, True)
+                await trio.to_thread.run_sync(_rmtree, partial)
             raise
-        return rootfs
 
-    def _users_of(self, pool: PoolRecord, image_dir: Path) -> list[str]:
-        users = []
-        for lower in (self._source(pool) / "containers").glob("*/lower"):
-            try:
-                if Path(lower.read_text().strip()).parent == image_dir:
-                    users.append(lower.parent.name)
-            except OSError:
-                continue
-        return users
-
-    async def delete_image_volumes(self, pool: PoolRecord, fingerprint: str) -> None:
+    async def delete_image_volume(self, pool: PoolRecord, fingerprint: str) -> None:
         for path in (self._source(pool) / "images").glob(f"{fingerprint}.*"):
-            if self._users_of(pool, path):
+            users = path / "users"
+            if users.is_dir() and any(users.iterdir()):
                 (path / DELETED).touch()  # removed with its last instance
             else:
-                await trio.to_thread.run_sync(shutil.rmtree, path, True)
+                await trio.to_thread.run_sync(_rmtree, path)
 
-    # ------------------------------------------------------------------ instances
-    async def create_instance_volume(
-        self, pool: PoolRecord, name: str, source: Path
-    ) -> RootVolume:
-        volume = self._source(pool) / "containers" / name
-        if volume.exists():
-            await trio.to_thread.run_sync(shutil.rmtree, volume, True)
-        volume.mkdir(parents=True, mode=0o711)
+    # ------------------------------------------------------------------ volumes
+    async def create_volume(self, pool: PoolRecord, volume: Volume) -> None:
+        path = self._volume_dir(pool, volume)
+        if path.exists():
+            raise InvalidArgument(f"Volume {volume.name!r} exists on pool {pool.name!r}")
+        (path / "rootfs").mkdir(parents=True, mode=0o711)
+
+    async def create_volume_from_image(
+        self, pool: PoolRecord, volume: Volume, image: ImageSource
+    ) -> None:
+        path = self._volume_dir(pool, volume)
+        image_dir = self._image_dir(pool, image)
+        lower = image_dir / "rootfs"
+        await trio.to_thread.run_sync(_rmtree, path)
+        path.mkdir(parents=True, mode=0o711)
         if is_true(pool.config.get("overlay")):
-            st = os.stat(source)
+            st = os.stat(lower)
             for sub in ("upper", "work"):  # owned like the image's root: the container's root
-                (volume / sub).mkdir(mode=0o755)
-                os.chown(volume / sub, st.st_uid, st.st_gid)
-            os.chmod(volume / "upper", st.st_mode & 0o7777)
-            (volume / "lower").write_text(f"{source}\n")
-            return RootVolume(volume / "upper", lower=source)
-        await execute.run(["cp", "-a", "--reflink=auto", source, volume / "rootfs"],
-                          timeout=3600)
-        return RootVolume(volume / "rootfs")
+                (path / sub).mkdir(mode=0o755)
+                os.chown(path / sub, st.st_uid, st.st_gid)
+            os.chmod(path / "upper", st.st_mode & 0o7777)
+            (path / "lower").write_text(f"{lower}\n")
+            (image_dir / "users" / volume.storage_name).touch()
+            return
+        await run(["cp", "-a", "--reflink=auto", lower, path / "rootfs"], timeout=3600)
 
-    async def delete_instance_volume(self, pool: PoolRecord, name: str) -> None:
-        volume = self._source(pool) / "containers" / name
-        lower = None
+    def _lower(self, path: Path) -> Path | None:
         try:
-            lower = Path((volume / "lower").read_text().strip()).parent
+            return Path((path / "lower").read_text().strip())
         except OSError:
-            pass
-        await trio.to_thread.run_sync(shutil.rmtree, volume, True)
-        if lower is not None and (lower / DELETED).exists() and not self._users_of(pool, lower):
-            await trio.to_thread.run_sync(shutil.rmtree, lower, True)
+            return None
+
+    async def delete_volume(self, pool: PoolRecord, volume: Volume) -> None:
+        path = self._volume_dir(pool, volume)
+        lower = await trio.to_thread.run_sync(self._lower, path)
+        await trio.to_thread.run_sync(_rmtree, self._snapshot_dir(pool, volume))
+        await trio.to_thread.run_sync(_rmtree, path)
+        if lower is None:
+            return
+        image_dir = lower.parent
+        (image_dir / "users" / volume.storage_name).unlink(missing_ok=True)
+        users = image_dir / "users"
+        if (image_dir / DELETED).exists() and not any(users.iterdir()):
+            await trio.to_thread.run_sync(_rmtree, image_dir)
+
+    async def mount_volume(self, pool: PoolRecord, volume: Volume) -> MountedVolume:
+        path = self._volume_dir(pool, volume)
+        lower = await trio.to_thread.run_sync(self._lower, path)
+        if lower is not None:
+            return MountedVolume(path / "upper", lower=lower)
+        if not (path / "rootfs").is_dir():
+            raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
+        return MountedVolume(path / "rootfs")
+
+    async def unmount_volume(self, pool: PoolRecord, volume: Volume) -> None:
+        return None  # directories need no mounting; overlays are the hypervisor's
+
+    def _content(self, path: Path) -> Path:
+        return path / ("upper" if (path / "lower").exists() else "rootfs")
+
+    async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
+                          target: Volume) -> None:
+        src, dst = self._volume_dir(pool, source), self._volume_dir(target_pool, target)
+        if dst.exists():
+            raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
+        await run(["cp", "-a", "--reflink=auto", src, dst], timeout=3600)
+        lower = await trio.to_thread.run_sync(self._lower, dst)
+        if lower is not None:
+            (lower.parent / "users" / target.storage_name).touch()
+
+    async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
+        path = self._content(self._volume_dir(pool, volume))
+        outcome = await run(["du", "-s", "-B1", "-x", path], timeout=600)
+        return VolumeUsage(int(outcome.stdout.split()[0]))
+
+    # ------------------------------------------------------------------ snapshots
+    async def create_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        snap = self._snapshot_dir(pool, volume) / name
+        if snap.exists():
+            raise InvalidArgument(f"Snapshot {name!r} of {volume.name!r} exists")
+        snap.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        await run(["cp", "-a", "--reflink=auto",
+                   self._content(self._volume_dir(pool, volume)), snap], timeout=3600)
+
+    async def delete_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        await trio.to_thread.run_sync(_rmtree, self._snapshot_dir(pool, volume) / name)
+
+    async def restore_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        snap = self._snapshot_dir(pool, volume) / name
+        if not snap.is_dir():
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        content = self._content(self._volume_dir(pool, volume))
+        staging = content.with_name(content.name + ".restoring")
+        await trio.to_thread.run_sync(_rmtree, staging)
+        await run(["cp", "-a", "--reflink=auto", snap, staging], timeout=3600)
+        old = content.with_name(content.name + ".old")
+        content.rename(old)
+        staging.rename(content)
+        await trio.to_thread.run_sync(_rmtree, old)
+
+    async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
+        base = self._snapshot_dir(pool, volume)
+        if not base.is_dir():
+            return []
+        return [p.name for p in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime)]
 
 
 @impl

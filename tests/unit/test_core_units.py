@@ -7,14 +7,17 @@ from pathlib import Path
 import pytest
 import trio
 
-from lxctl.config import check_instance_config, load_daemon_config, parse_size
-from lxctl.errors import AlreadyExists, Busy, InvalidArgument, InvalidState, NotFound
-from lxctl.kernel.events import EventBus, lifecycle
-from lxctl.kernel.lifecycle import Lifecycle, check_transition
+from lxctl.config.daemon import load_daemon_config
+from lxctl.config.instance import INSTANCE_KEYS
+from lxctl.config.schema import ConfigKey, ConfigSchema, KeyType, Scope
+from lxctl.config.units import parse_size
+from lxctl.errors import Busy, InvalidArgument, InvalidState, NotFound, PluginError
+from lxctl.kernel.events import EventBus, LifecycleEvent, lifecycle
+from lxctl.kernel.lifecycle import check_transition
+from lxctl.kernel.locks import LocalLocks, locked
 from lxctl.objects.idmap import IdMap, from_subid
 from lxctl.objects.names import check_instance_name, random_instance_name
-from lxctl.state.records import InstanceRecord, OperationRecord
-from lxctl.state.store import SCHEMA_VERSION, SQLiteStore
+from lxctl.state.sqlite import SQLiteStore
 
 
 @pytest.mark.parametrize("name", ["-abc", "abc-", "1234", "foo.bar", "a_b", "a" * 64, "",
@@ -47,26 +50,71 @@ def test_transitions_follow_incus_messages() -> None:
 
 
 async def test_lock_is_exclusive_per_instance() -> None:
-    lc = Lifecycle()
-    async with lc.locked("c1", "start"):
+    locks = LocalLocks()
+    async with locked(locks, ("default", "c1"), "start"):
         with pytest.raises(Busy, match='busy running a "start"'):
-            lc.acquire("c1", "stop")
-        lc.acquire("c2", "stop")  # other instances are independent
-        lc.release("c2")
-    lc.acquire("c1", "stop")
+            await locks.acquire(("default", "c1"), "stop")
+        assert locks.holder(("default", "c1")) == "start"
+        await locks.acquire(("default", "c2"), "stop")  # other instances are independent
+        await locks.acquire(("other", "c1"), "stop")  # and so are other projects
+        await locks.release(("default", "c2"))
+    await locks.acquire(("default", "c1"), "stop")
+    assert locks.holder(("default", "c1")) == "stop"
+
+
+def _schema() -> ConfigSchema:
+    schema = ConfigSchema()
+    schema.add_all(INSTANCE_KEYS)
+    schema.add_all([ConfigKey("raw.lxc", Scope.INSTANCE)], owner="hypervisor:lxc")
+    schema.add_all([ConfigKey("raw.qemu", Scope.INSTANCE)], owner="hypervisor:qemu")
+    schema.add_all([ConfigKey("zfs.pool_name", Scope.POOL)], owner="storage:zfs")
+    schema.add_all([ConfigKey("source", Scope.POOL)], owner="storage:dir")
+    return schema
 
 
 def test_instance_config_validation() -> None:
-    check_instance_config({"security.privileged": "true", "user.x": "y",
-                           "limits.memory": "256MiB"})
+    schema = _schema()
+    lxc = ["hypervisor:lxc"]
+    schema.check(Scope.INSTANCE, {"security.privileged": "true", "user.x": "y",
+                                  "limits.memory": "256MiB", "raw.lxc": "x"}, owners=lxc)
     with pytest.raises(InvalidArgument, match=r"Unknown configuration key: bogus\.key"):
-        check_instance_config({"bogus.key": "1"})
+        schema.check(Scope.INSTANCE, {"bogus.key": "1"}, owners=lxc)
     with pytest.raises(InvalidArgument, match=r"security\.privileged"):
-        check_instance_config({"security.privileged": "maybe"})
+        schema.check(Scope.INSTANCE, {"security.privileged": "maybe"}, owners=lxc)
     with pytest.raises(InvalidArgument, match="managed by the daemon"):
-        check_instance_config({"volatile.base_image": "x"})
+        schema.check(Scope.INSTANCE, {"volatile.base_image": "x"}, owners=lxc)
+    with pytest.raises(InvalidArgument, match="must be a non-negative integer"):
+        schema.check(Scope.INSTANCE, {"limits.processes": "-1"}, owners=lxc)
+    with pytest.raises(InvalidArgument, match=r"Unknown configuration key: user\.$"):
+        schema.check(Scope.INSTANCE, {"user.": "namespace alone"}, owners=lxc)
     assert parse_size("256MiB") == 256 * 2**20
     assert parse_size("1GB") == 10**9
+
+
+def test_a_key_of_a_driver_the_object_does_not_use_is_refused() -> None:
+    schema = _schema()
+    with pytest.raises(InvalidArgument, match=r"'raw\.qemu' belongs to the qemu hypervisor "
+                       r"driver, which a container instance does not use") as exc:
+        schema.check(Scope.INSTANCE, {"raw.qemu": "-m 1G"}, owners=["hypervisor:lxc"],
+                     what="a container instance")
+    assert exc.value.data["key"] == "raw.qemu"
+    with pytest.raises(InvalidArgument, match=r"'zfs\.pool_name' belongs to the zfs storage"):
+        schema.check(Scope.POOL, {"zfs.pool_name": "tank"}, owners=["storage:dir"])
+    schema.check(Scope.POOL, {"source": "/srv"}, owners=["storage:dir"])
+    # profiles may be used by any instance: any declared key, whoever declared it
+    schema.check(Scope.INSTANCE, {"raw.qemu": "x", "raw.lxc": "y"}, owners=None)
+    # keys are scoped: a pool key is no instance key
+    with pytest.raises(InvalidArgument, match="Unknown configuration key: source"):
+        schema.check(Scope.INSTANCE, {"source": "/srv"}, owners=None)
+
+
+def test_config_keys_declared_twice_name_both_owners() -> None:
+    schema = _schema()
+    with pytest.raises(PluginError, match="by hypervisor:lxc and myplugin"):
+        schema.add(ConfigKey("raw.lxc", Scope.INSTANCE, owner="myplugin"))
+    schema.add(ConfigKey("user.thing", Scope.INSTANCE, KeyType.BOOL, owner="myplugin"))
+    with pytest.raises(InvalidArgument, match="must be true or false"):
+        schema.check(Scope.INSTANCE, {"user.thing": "x"}, owners=None)
 
 
 def test_daemon_config_rejects_unknown_keys(tmp_path: Path) -> None:
@@ -91,38 +139,14 @@ def test_idmap_uses_one_range(tmp_path: Path) -> None:
         from_subid(etc=tmp_path)
 
 
-async def test_store_roundtrip_and_migrations(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    rec = InstanceRecord("c1", config={"user.a": "b"})
-    await store.instance_create(rec)
-    with pytest.raises(AlreadyExists):
-        await store.instance_create(rec)
-    rec.power_state = "Running"
-    await store.instance_update(rec)
-    assert (await store.instance_get("c1")).power_state == "Running"
-    await store.instance_delete("c1")
-    with pytest.raises(NotFound):
-        await store.instance_get("c1")
-    await store.operation_put(OperationRecord("op1", "Starting c1"))
-    failed = await store.operations_fail_running("daemon restarted")
-    assert [op.id for op in failed] == ["op1"] and failed[0].status == "Failure"
-    assert await store.operations_fail_running("again") == []
-    await store.close()
-    # a database from a newer daemon is refused, not touched
-    store = SQLiteStore(tmp_path / "db")
-    store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(InvalidState, match="newer"):
-        store.migrate()
-
-
 async def test_event_bus_never_blocks_and_drops_slow_subscribers() -> None:
     bus = EventBus()
     fast = bus.subscribe(["lifecycle"])
     slow = bus.subscribe([], queue=2)
     seen: list[str] = []
     bus.add_consumer(lambda e: seen.append(e.metadata["action"]))
+    assert isinstance(lifecycle("a", "/x"), LifecycleEvent)
+    assert lifecycle("a", "/x").to_api()["type"] == "lifecycle"
     for i in range(5):
         bus.publish(lifecycle(f"a{i}", "/x"))
     assert seen == [f"a{i}" for i in range(5)]
@@ -136,7 +160,7 @@ async def test_event_bus_never_blocks_and_drops_slow_subscribers() -> None:
 async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
     from lxctl.kernel.operations import Operation, Operations
 
-    store = SQLiteStore(tmp_path / "db")
+    store = await SQLiteStore.open(tmp_path / "db")
     bus = EventBus()
     events = bus.subscribe(["operation"])
     async with trio.open_nursery() as nursery:
@@ -178,20 +202,5 @@ async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
         assert statuses[0] == "Running" and statuses[-1] == "Cancelled"
         nursery.cancel_scope.cancel()
     # the store saw them: one still "Running" would be failed by the next daemon start
-    failed = await store.operations_fail_running("restart")
+    failed = await store.write(lambda t: t.operations_fail_running("restart"))
     assert [op.id for op in failed] == [fixed_op.id]
-
-
-def test_every_hook_is_documented() -> None:
-    """Each hookspec states its contract, and the README shows plugin authors each hook."""
-    import inspect
-
-    from lxctl import hookspecs
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
-             if name.startswith("lxctl_")]
-    assert len(specs) >= 3
-    for spec in specs:
-        assert len(inspect.getdoc(spec) or "") > 80, spec.__name__
-        assert spec.__name__ in readme, spec.__name__

@@ -11,28 +11,35 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import lxc
 import structlog
 import trio
 
-from lxctl import execute
-from lxctl.config import is_true
-from lxctl.drivers import (
+from lxctl.public import (
+    ConfigKey,
+    Device,
     DriverContext,
+    DriverError,
     DriverRegistry,
     ExecOutput,
     ExecRequest,
+    HypervisorInfo,
+    IdMap,
+    InstanceRecord,
     InstanceState,
-    RootVolume,
+    InvalidArgument,
+    InvalidState,
+    MountedVolume,
+    Scope,
     StreamInput,
+    impl,
+    is_true,
+    run,
 )
-from lxctl.errors import DriverError, InvalidState
-from lxctl.objects.idmap import IdMap
-from lxctl.plugin import impl
-from lxctl.state.records import InstanceRecord
 
 from . import addresses, cgroups
 from . import config as lxc_config
@@ -45,11 +52,20 @@ STATES = {
     "THAWED": "Running", "STARTING": "Starting", "STOPPING": "Stopping", "ABORTING": "Error",
 }
 START_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 class LxcDriver:
-    name: ClassVar[str] = "lxc"
-    instance_type: ClassVar[str] = "container"
+    info: ClassVar[HypervisorInfo] = HypervisorInfo(
+        name="lxc",
+        instance_types=frozenset({"container"}),
+        device_types=lxc_config.DEVICE_TYPES,
+        hotplug=frozenset(),  # live device changes come with the devices issue
+        config_keys=(
+            ConfigKey("raw.lxc", Scope.INSTANCE,
+                      doc="Extra LXC configuration lines, appended to the generated file"),
+        ),
+    )
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -57,13 +73,33 @@ class LxcDriver:
         self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.cgroup_dir = lxc_config.cgroup_prefix(ctx.daemon_id)
         self.limiter = trio.CapacityLimiter(8)
-        blocked = [str(p) for p in [ctx.state_dir.resolve(), *ctx.state_dir.resolve().parents]
-                   if not os.stat(p).st_mode & 0o001]
-        if blocked:
-            log.warning("unprivileged containers cannot start: their root cannot traverse "
-                        "these directories (chmod o+x)", directories=blocked)
+
+    @classmethod
+    def probe(cls) -> str | None:
+        if shutil.which("lxc-start") is None:
+            return "the LXC tools (lxc-start, from Debian's lxc package) are not installed"
+        return None
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_traversable(root: MountedVolume) -> None:
+        """An unprivileged container's root must be able to walk down to its rootfs:
+        refuse, naming the directory and the fix, instead of liblxc's opaque failure."""
+        for path in (root.path, root.lower):
+            if path is None:
+                continue
+            for parent in path.resolve().parents:
+                if not os.stat(parent).st_mode & 0o001:
+                    raise InvalidState(
+                        f"Unprivileged containers cannot reach their root filesystem: "
+                        f"{parent} is not searchable by other users (mode "
+                        f"{os.stat(parent).st_mode & 0o777:o}). Run 'chmod o+x {parent}', "
+                        f"or keep LXCTL_DIR and storage pools outside it",
+                        directory=str(parent))
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
     def _container(self, name: str) -> Any:
         return lxc.Container(name, str(self.lxcpath))
 
@@ -93,17 +129,22 @@ class LxcDriver:
         cgroups.remove(f"{self.cgroup_dir}/{name}")
 
     # ------------------------------------------------------------------ lifecycle
-    async def create(self, inst: InstanceRecord, root: RootVolume) -> None:
-        directory = self._dir(inst.name)
+    async def create(self, inst: InstanceRecord, root: MountedVolume) -> None:
+        idmap = self.rootfs_idmap(inst)
+        if idmap is not None:
+            await trio.to_thread.run_sync(self._check_traversable, root)
+        directory = self._dir(inst.qualified_name)
         directory.mkdir(mode=0o711, exist_ok=True)
-        self._write_config(inst, root)
+        self._write_config(inst, root, [])
 
-    def _write_config(self, inst: InstanceRecord, root: RootVolume) -> None:
+    def _write_config(self, inst: InstanceRecord, root: MountedVolume,
+                      devices: list[Device]) -> None:
+        name = inst.qualified_name
         text = lxc_config.render(
-            name=inst.name, root=root, config=inst.config,
-            idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir,
-            log_file=self._dir(inst.name) / "lxc.log")
-        path = self._dir(inst.name) / "config"
+            name=inst.name, root=root, devices=devices, config=inst.config,
+            idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir, cgroup_name=name,
+            log_file=self._dir(name) / "lxc.log")
+        path = self._dir(name) / "config"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
@@ -111,53 +152,62 @@ class LxcDriver:
     def _status(self, name: str) -> str:
         return STATES.get(self._container(name).state, "Error")
 
-    async def start(self, inst: InstanceRecord) -> None:
-        await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
-        (self._dir(inst.name) / "lxc.log").unlink(missing_ok=True)
+    async def start(self, inst: InstanceRecord, devices: list[Device]) -> None:
+        root = lxc_config.root_of(devices)
+        self._write_config(inst, root, devices)
+        await self._thread(self._clean_cgroups, inst.qualified_name)
+        (self._dir(inst.qualified_name) / "lxc.log").unlink(missing_ok=True)
         # lxc-start returns once the container runs (or failed); never c.start() here
-        outcome = await execute.run(
-            ["lxc-start", "-P", self.lxcpath, "-n", inst.name], check=False,
+        outcome = await run(
+            ["lxc-start", "-P", self.lxcpath, "-n", inst.qualified_name], check=False,
             timeout=START_TIMEOUT)
-        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        status = await self._thread(self._status, inst.qualified_name)
         if not outcome.ok or status != "Running":
-            await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
-            detail = self._log_tail(inst.name) or outcome.tail() or f"state {status}"
+            await self._thread(self._clean_cgroups, inst.qualified_name)
+            detail = self._log_tail(inst.qualified_name) or outcome.tail() or f"state {status}"
             raise DriverError(f"Failed to start container {inst.name}: {detail}",
                               instance=inst.name)
 
     async def stop(self, inst: InstanceRecord, *, timeout: float, force: bool) -> None:
         # python-lxc holds the GIL while it waits: waiting calls go through the tools
-        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        status = await self._thread(self._status, inst.qualified_name)
         if status == "Stopped":
             return
-        argv = ["lxc-stop", "-P", str(self.lxcpath), "-n", inst.name]
+        argv = ["lxc-stop", "-P", str(self.lxcpath), "-n", inst.qualified_name]
         if force or timeout <= 0:
             argv.append("-k")
         else:
             if status == "Frozen":
                 await self.unfreeze(inst)
             argv += ["-t", str(max(1, int(timeout + 0.999)))]
-        outcome = await execute.run(argv, check=False, timeout=timeout + 30)
-        status = await trio.to_thread.run_sync(self._status, inst.name, limiter=self.limiter)
+        outcome = await run(argv, check=False, timeout=timeout + 30)
+        status = await self._thread(self._status, inst.qualified_name)
         if status != "Stopped":
             raise DriverError(f"Failed to stop container {inst.name}: "
-                              f"{outcome.tail() or self._log_tail(inst.name)}",
+                              f"{outcome.tail() or self._log_tail(inst.qualified_name)}",
                               instance=inst.name)
-        await trio.to_thread.run_sync(self._clean_cgroups, inst.name, limiter=self.limiter)
+        await self._thread(self._clean_cgroups, inst.qualified_name)
+
+    async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
+        raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
+
+    async def hot_unplug(self, inst: InstanceRecord, device: Device) -> None:
+        raise InvalidArgument(f"The lxc driver cannot remove {device.type} devices live")
 
     async def freeze(self, inst: InstanceRecord) -> None:
-        await execute.run(["lxc-freeze", "-P", self.lxcpath, "-n", inst.name], timeout=60)
+        await run(["lxc-freeze", "-P", self.lxcpath, "-n", inst.qualified_name], timeout=60)
 
     async def unfreeze(self, inst: InstanceRecord) -> None:
-        await execute.run(["lxc-unfreeze", "-P", self.lxcpath, "-n", inst.name], timeout=60)
+        await run(["lxc-unfreeze", "-P", self.lxcpath, "-n", inst.qualified_name], timeout=60)
 
     async def delete(self, inst: InstanceRecord) -> None:
         await self.stop(inst, timeout=0, force=True)
 
         def delete() -> None:
-            shutil.rmtree(self._dir(inst.name), ignore_errors=True)
-            self._clean_cgroups(inst.name)
-            lock = Path("/run/lxc/lock") / str(self.lxcpath).strip("/") / f".{inst.name}"
+            name = inst.qualified_name
+            shutil.rmtree(self._dir(name), ignore_errors=True)
+            self._clean_cgroups(name)
+            lock = Path("/run/lxc/lock") / str(self.lxcpath).strip("/") / f".{name}"
             lock.unlink(missing_ok=True)
             if not any(p.is_dir() for p in self.lxcpath.iterdir()):
                 # no container of this daemon left (none being created either, as its
@@ -203,7 +253,7 @@ class LxcDriver:
     async def states(self, insts: list[InstanceRecord], *,
                      full: bool) -> dict[str, InstanceState]:
         def read() -> dict[str, InstanceState]:
-            return {inst.name: self._state(inst.name, full) for inst in insts}
+            return {i.qualified_name: self._state(i.qualified_name, full) for i in insts}
 
         return await trio.to_thread.run_sync(read, limiter=self.limiter)
 
@@ -214,7 +264,7 @@ class LxcDriver:
     ) -> int:
         env = lxc_exec.environment(request)
         if request.interactive:
-            argv = ["lxc-attach", "-P", str(self.lxcpath), "-n", inst.name, "--clear-env",
+            argv = ["lxc-attach", "-P", str(self.lxcpath), "-n", inst.qualified_name, "--clear-env",
                     "-u", str(request.user), "-g", str(request.group)]
             for key, value in env.items():
                 argv += ["-v", f"{key}={value}"]
@@ -224,7 +274,7 @@ class LxcDriver:
             return await lxc_exec.run_pty([*argv, "--", *command], request, stdin, output)
 
         def attach(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
-            c = self._container(inst.name)
+            c = self._container(inst.qualified_name)
             options: dict[str, Any] = {
                 "stdin": stdin_fd, "stdout": stdout_fd, "stderr": stderr_fd,
                 "env_policy": lxc.LXC_ATTACH_CLEAR_ENV,

@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import trio
 
-from lxctl.drivers import (
+from lxctl.public import (
+    DriverError,
     ExecOutput,
     ExecRequest,
     StreamData,
@@ -30,7 +31,6 @@ from lxctl.drivers import (
     StreamResize,
     StreamSignal,
 )
-from lxctl.errors import DriverError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 READ = 65536

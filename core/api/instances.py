@@ -1,0 +1,186 @@
+"""``instance.*``: list, get, create, power, delete, exec.
+
+Long actions return an operation object at once; ``operation.wait`` blocks until it
+ends.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from lxctl.api.context import app_of, project_name
+from lxctl.drivers.hypervisor import ExecRequest, StreamInput
+from lxctl.errors import InvalidArgument
+from lxctl.rpc import Method
+
+if TYPE_CHECKING:
+    from lxctl.server import CallContext
+
+NOUN = "instance"
+MAX_EXEC_ARGS = 4096
+
+
+async def instance_list(
+    ctx: CallContext, full: bool = True, *, project: str = "default", all_projects: bool = False
+) -> list[dict[str, Any]]:
+    """All instances of a project (or of all) with their state (``full``: with
+    resources and addresses)."""
+    app = app_of(ctx)
+    scope = None if all_projects else project_name(project)
+    recs = await app.store.read(lambda t: t.instance_list(scope))
+    return await app.instances.describe(recs, full=full)
+
+
+async def instance_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:
+    app = app_of(ctx)
+    rec = await app.instances.get(project_name(project), name)
+    return (await app.instances.describe([rec], full=True))[0]
+
+
+async def instance_create(
+    ctx: CallContext,
+    image: str,
+    name: str | None = None,
+    config: dict[str, str] | None = None,
+    profiles: list[str] | None = None,
+    storage: str | None = None,
+    ephemeral: bool = False,
+    start: bool = False,
+    description: str = "",
+    *,
+    devices: dict[str, dict[str, str]] | None = None,
+    project: str = "default",
+) -> dict[str, Any]:
+    """Create an instance from an image (and start it: ``launch``)."""
+    op = await app_of(ctx).instances.create(
+        project=project_name(project),
+        name=name,
+        image=image,
+        config=config or {},
+        devices=devices or {},
+        profiles=profiles,
+        pool=storage,
+        ephemeral=ephemeral,
+        start=start,
+        description=description,
+    )
+    return op.to_api()
+
+
+async def instance_start(
+    ctx: CallContext, name: str, *, project: str = "default"
+) -> dict[str, Any]:
+    return (await app_of(ctx).instances.start(project_name(project), name)).to_api()
+
+
+async def instance_stop(
+    ctx: CallContext,
+    name: str,
+    timeout: float = -1,
+    force: bool = False,
+    *,
+    project: str = "default",
+) -> dict[str, Any]:
+    """Stop cleanly within ``timeout`` seconds (-1: 600), then kill; ``force``: kill now."""
+    op = await app_of(ctx).instances.stop(project_name(project), name, timeout=timeout, force=force)
+    return op.to_api()
+
+
+async def instance_restart(
+    ctx: CallContext,
+    name: str,
+    timeout: float = -1,
+    force: bool = False,
+    *,
+    project: str = "default",
+) -> dict[str, Any]:
+    op = await app_of(ctx).instances.restart(
+        project_name(project), name, timeout=timeout, force=force
+    )
+    return op.to_api()
+
+
+async def instance_freeze(
+    ctx: CallContext, name: str, *, project: str = "default"
+) -> dict[str, Any]:
+    return (await app_of(ctx).instances.set_frozen(project_name(project), name, True)).to_api()
+
+
+async def instance_unfreeze(
+    ctx: CallContext, name: str, *, project: str = "default"
+) -> dict[str, Any]:
+    return (await app_of(ctx).instances.set_frozen(project_name(project), name, False)).to_api()
+
+
+async def instance_delete(
+    ctx: CallContext, name: str, force: bool = False, *, project: str = "default"
+) -> dict[str, Any]:
+    return (await app_of(ctx).instances.delete(project_name(project), name, force=force)).to_api()
+
+
+async def instance_exec(
+    ctx: CallContext,
+    name: str,
+    command: list[str],
+    environment: dict[str, str] | None = None,
+    cwd: str | None = None,
+    user: int = 0,
+    group: int = 0,
+    interactive: bool = False,
+    width: int = 80,
+    height: int = 24,
+    stream: str | None = None,
+    *,
+    project: str = "default",
+) -> dict[str, Any]:
+    """Run a command. Input comes as ``stream.input`` notifications for ``stream``;
+    output goes out as ``exec.output`` notifications {stream, fd, data (base64)}.
+    Returns {"return": exit code}."""
+    if not command or len(command) > MAX_EXEC_ARGS:
+        raise InvalidArgument("command must be a list of 1 to 4096 strings")
+    for key in environment or {}:
+        if not key or "=" in key or "\0" in key:
+            raise InvalidArgument(f"Invalid environment variable name {key!r}", key=key)
+    if any("\0" in arg for arg in command):
+        raise InvalidArgument("command arguments must not contain NUL bytes")
+    request = ExecRequest(command, environment or {}, cwd, user, group, interactive, width, height)
+    conn = ctx.conn
+    if stream is None:  # no input: stdin reads as end-of-file at once
+        no_input, stdin = trio.open_memory_channel[StreamInput](0)
+        no_input.close()
+    else:
+        stdin = conn.claim_stream(stream)
+
+    async def output(fd: int, data: bytes) -> None:
+        if conn.closed:
+            return
+        try:
+            await conn.notify(
+                "exec.output", {"stream": stream, "fd": fd, "data": base64.b64encode(data).decode()}
+            )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client left mid-exec: its output goes nowhere, the command runs on
+
+    try:
+        code = await app_of(ctx).instances.exec(project_name(project), name, request, stdin, output)
+    finally:
+        if stream is not None:
+            conn.release_stream(stream)
+    return {"return": code}
+
+
+METHODS: dict[str, Method] = {
+    "instance.list": instance_list,
+    "instance.get": instance_get,
+    "instance.create": instance_create,
+    "instance.start": instance_start,
+    "instance.stop": instance_stop,
+    "instance.restart": instance_restart,
+    "instance.freeze": instance_freeze,
+    "instance.unfreeze": instance_unfreeze,
+    "instance.delete": instance_delete,
+    "instance.exec": instance_exec,
+}

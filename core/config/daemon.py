@@ -1,0 +1,72 @@
+"""The daemon's own settings: ``$LXCTL_DIR/lxctld.toml`` (optional); unknown keys are
+refused with their name."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxctl import paths
+from lxctl.errors import InvalidArgument
+
+
+def state_dir() -> Path:
+    return Path(paths.state_dir())
+
+
+def socket_path(directory: Path | None = None) -> Path:
+    return Path(paths.socket_path(str(directory) if directory else None))
+
+
+@dataclass
+class DaemonConfig:
+    disabled_plugins: list[str] = field(default_factory=list)
+    max_message_size: int = 4 * 1024 * 1024
+    log_level: str = "info"
+    socket_group: str = "lxctl"
+    shutdown_timeout: float = 30.0
+    retry_max_interval: float = 30.0  # degraded start: longest wait between retries
+
+
+_DAEMON_KEYS: dict[str, tuple[str, type]] = {
+    "plugins.disabled": ("disabled_plugins", list),
+    "rpc.max_message_size": ("max_message_size", int),
+    "log.level": ("log_level", str),
+    "socket.group": ("socket_group", str),
+    "shutdown.timeout": ("shutdown_timeout", float),
+    "retry.max_interval": ("retry_max_interval", float),
+}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_daemon_config(directory: Path) -> DaemonConfig:
+    cfg = DaemonConfig()
+    path = directory / "lxctld.toml"
+    if not path.exists():
+        return cfg
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{path}: {exc}") from None
+    for key, value in _flatten(data).items():
+        if key not in _DAEMON_KEYS:
+            raise InvalidArgument(f"{path}: unknown key {key!r} "
+                                  f"(known: {', '.join(sorted(_DAEMON_KEYS))})", key=key)
+        attr, typ = _DAEMON_KEYS[key]
+        if typ is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise InvalidArgument(f"{path}: key {key!r} must be of type {typ.__name__}", key=key)
+        setattr(cfg, attr, value)
+    return cfg

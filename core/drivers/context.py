@@ -1,0 +1,17 @@
+"""What every driver is constructed with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lxctl.objects.idmap import IdMap
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    state_dir: Path
+    daemon_id: str  # short, stable per state dir: keeps names of two daemons apart
+    idmap: IdMap | None  # the daemon's map for unprivileged containers (None: none found)

@@ -1,0 +1,142 @@
+"""Devices: from an instance's expanded ``devices`` (string maps, Incus's keys) to the
+typed data a hypervisor renders.
+
+``check`` validates shapes without I/O (at create time); ``resolve`` builds the typed
+devices at start: the root disk from the storage volume, host paths as they are, NICs on
+a managed network from the network driver (through ``objects/networks``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lxctl.config.units import is_true
+from lxctl.drivers.devices import (
+    Device,
+    DiskDevice,
+    MountedVolume,
+    NicDevice,
+    ProxyDevice,
+    UnixDevice,
+    UsbDevice,
+)
+from lxctl.errors import InvalidArgument
+from lxctl.state.records import InstanceRecord
+
+DEVICE_TYPES = ("disk", "nic", "unix-char", "unix-block", "usb", "proxy")
+NIC_TYPES = {"bridged": "veth", "macvlan": "macvlan", "physical": "phys", "p2p": "veth"}
+_KEYS: dict[str, set[str]] = {
+    "disk": {"path", "source", "pool", "readonly", "required", "size", "propagation"},
+    "nic": {"network", "nictype", "parent", "name", "hwaddr", "mtu", "vlan", "host_name",
+            "ipv4.address", "ipv6.address", "limits.ingress", "limits.egress", "mode"},
+    "unix-char": {"source", "path", "major", "minor", "uid", "gid", "mode", "required"},
+    "unix-block": {"source", "path", "major", "minor", "uid", "gid", "mode", "required"},
+    "usb": {"vendorid", "productid", "busnum", "devnum", "required"},
+    "proxy": {"listen", "connect", "bind", "nat"},
+}
+
+PlugNic = Callable[[InstanceRecord, str, Mapping[str, str]], Awaitable[NicDevice]]
+
+
+def _fail(name: str, message: str) -> InvalidArgument:
+    return InvalidArgument(f"Invalid device {name!r}: {message}", device=name)
+
+
+def check(devices: Mapping[str, Any]) -> None:
+    """Raise InvalidArgument naming the first device with a bad shape."""
+    for name, conf in devices.items():
+        if not isinstance(conf, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in conf.items()):
+            raise _fail(name, "a device is a map of string keys to string values")
+        dtype = conf.get("type")
+        if dtype not in DEVICE_TYPES:
+            raise _fail(name, f"unknown type {dtype!r} (known: {', '.join(DEVICE_TYPES)})")
+        unknown = set(conf) - _KEYS[dtype] - {"type"}
+        if unknown:
+            raise _fail(name, f"unknown key {sorted(unknown)[0]!r} for a {dtype} device")
+        if dtype == "disk":
+            if "path" not in conf:
+                raise _fail(name, "a disk needs a path")
+            if conf["path"] != "/" and "source" not in conf:
+                raise _fail(name, "a disk other than the root needs a source")
+            if conf["path"] == "/" and "pool" not in conf:
+                raise _fail(name, "the root disk needs a pool")
+        elif dtype == "nic":
+            if "network" not in conf and conf.get("nictype") not in NIC_TYPES:
+                raise _fail(name, "a nic needs network=NAME or nictype="
+                            f"{'|'.join(NIC_TYPES)}")
+            if "network" not in conf and conf.get("nictype") != "p2p" and "parent" not in conf:
+                raise _fail(name, f"a {conf.get('nictype')} nic needs a parent")
+            for key in ("mtu", "vlan"):
+                if key in conf and not conf[key].isdigit():
+                    raise _fail(name, f"{key} must be a number")
+        elif dtype in ("unix-char", "unix-block"):
+            if "source" not in conf and "path" not in conf:
+                raise _fail(name, "a unix device needs a source or a path")
+        elif dtype == "usb":
+            if "vendorid" not in conf:
+                raise _fail(name, "a usb device needs a vendorid")
+        elif dtype == "proxy" and not ("listen" in conf and "connect" in conf):
+            raise _fail(name, "a proxy needs listen and connect")
+
+
+def root_disk(devices: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+    for name, conf in devices.items():
+        if conf.get("type") == "disk" and conf.get("path") == "/":
+            return name, conf
+    return None
+
+
+def _nic(name: str, conf: Mapping[str, str]) -> NicDevice:
+    nictype = conf["nictype"]
+    return NicDevice(
+        name=name, kind=NIC_TYPES[nictype], link=conf.get("parent"),
+        host_name=conf.get("host_name"), hwaddr=conf.get("hwaddr"),
+        mtu=int(conf["mtu"]) if "mtu" in conf else None,
+        vlan=int(conf["vlan"]) if "vlan" in conf else None,
+        name_in_instance=conf.get("name", name), mode=conf.get("mode"),
+        ipv4_address=conf.get("ipv4.address"), ipv6_address=conf.get("ipv6.address"))
+
+
+def _unix(name: str, conf: Mapping[str, str]) -> UnixDevice:
+    source = conf.get("source") or conf["path"]
+    major, minor = conf.get("major"), conf.get("minor")
+    if major is None or minor is None:
+        try:
+            st = os.stat(source)
+        except OSError as exc:
+            raise _fail(name, f"cannot read {source}: {exc.strerror}") from None
+        want = stat.S_ISCHR if conf["type"] == "unix-char" else stat.S_ISBLK
+        if not want(st.st_mode):
+            raise _fail(name, f"{source} is not a {conf['type'][5:]} device")
+        major, minor = str(os.major(st.st_rdev)), str(os.minor(st.st_rdev))
+    return UnixDevice(name, conf["type"], conf.get("path") or source, source, int(major),
+                      int(minor), int(conf.get("uid", "0")), int(conf.get("gid", "0")),
+                      int(conf.get("mode", "0660"), 8))
+
+
+async def resolve(inst: InstanceRecord, devices: Mapping[str, Any], root: MountedVolume,
+                  plug_nic: PlugNic) -> list[Device]:
+    """Typed devices for a start; the root disk first."""
+    out: list[Device] = []
+    for name, conf in sorted(devices.items(), key=lambda item: item[1].get("path") != "/"):
+        dtype = conf["type"]
+        if dtype == "disk":
+            src = root if conf["path"] == "/" else MountedVolume(Path(conf["source"]))
+            out.append(DiskDevice(name, conf["path"], src, is_true(conf.get("readonly")),
+                                  conf.get("required", "true") != "false"))
+        elif dtype == "nic":
+            out.append(await plug_nic(inst, name, conf) if "network" in conf
+                       else _nic(name, conf))
+        elif dtype in ("unix-char", "unix-block"):
+            out.append(_unix(name, conf))
+        elif dtype == "usb":
+            out.append(UsbDevice(name, conf["vendorid"], conf.get("productid", "")))
+        else:
+            out.append(ProxyDevice(name, conf["listen"], conf["connect"],
+                                   conf.get("bind", "host")))
+    return out

@@ -1,0 +1,155 @@
+"""What every instance action shares: its collaborators, the lock, operations, events.
+
+Each action checks what it can at once (the name, the transition, the lock) so that a
+bad request fails with a clear error and changes nothing; the work then runs as an
+operation holding the instance's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from lxctl.config.schema import ConfigSchema
+from lxctl.drivers.hypervisor import HypervisorDriver, InstanceState
+from lxctl.drivers.registry import Drivers
+from lxctl.drivers.storage import StorageDriver, Volume
+from lxctl.errors import InvalidArgument
+from lxctl.kernel.availability import Availability
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.kernel.lifecycle import TransientStates, check_transition
+from lxctl.kernel.locks import LocalLocks, Locks
+from lxctl.kernel.operations import Operation, Operations
+from lxctl.objects import devices as device_rules
+from lxctl.objects.images import ImageStore
+from lxctl.objects.names import check_instance_name
+from lxctl.objects.networks import Networks
+from lxctl.objects.pools import Pools, root_volume
+from lxctl.objects.profiles import Profiles
+from lxctl.state.records import InstanceRecord as InstanceRecord
+from lxctl.state.records import PoolRecord
+from lxctl.state.store import StateStore
+
+log = structlog.get_logger("lxctl.instances")
+
+DEFAULT_STOP_TIMEOUT = 600.0  # Incus: a negative timeout means 600 s
+STATUS_CODES = {"Running": 103, "Stopped": 102, "Starting": 106, "Stopping": 107,
+                "Frozen": 110, "Error": 112}
+
+
+def source(rec: InstanceRecord) -> str:
+    path = f"/1.0/instances/{rec.name}"
+    return path if rec.project == "default" else f"{path}?project={rec.project}"
+
+
+@dataclass
+class InstanceBase:
+    store: StateStore
+    drivers: Drivers
+    bus: EventBus
+    ops: Operations
+    images: ImageStore
+    pools: Pools
+    profiles: Profiles
+    networks: Networks
+    availability: Availability
+    schema: ConfigSchema
+    locks: Locks = field(default_factory=LocalLocks)
+    transient: TransientStates = field(default_factory=TransientStates)
+
+    # ------------------------------------------------------------------ queries
+    async def get(self, project: str, name: str) -> InstanceRecord:
+        check_instance_name(name)
+        return await self.store.read(lambda t: t.instance_get(project, name))
+
+    def hypervisor(self, rec: InstanceRecord) -> HypervisorDriver:
+        return self.drivers.hypervisor_for(rec.type)
+
+    async def states(self, recs: list[InstanceRecord], *, full: bool
+                     ) -> dict[tuple[str, str], InstanceState]:
+        by_type: dict[str, list[InstanceRecord]] = {}
+        for rec in recs:
+            by_type.setdefault(rec.type, []).append(rec)
+        out: dict[tuple[str, str], InstanceState] = {}
+        for itype, group in by_type.items():
+            states = await self.drivers.hypervisor_for(itype).states(group, full=full)
+            out.update({rec.key: states[rec.qualified_name] for rec in group})
+        return out
+
+    async def status(self, rec: InstanceRecord) -> str:
+        state = (await self.states([rec], full=False))[rec.key]
+        return self.transient.shown(rec.key, state.status)
+
+    async def root(self, rec: InstanceRecord) -> tuple[PoolRecord, StorageDriver, Volume]:
+        """The instance's root volume, its pool and driver (Unavailable if the pool is)."""
+        _, devices = await self.profiles.expand(rec)
+        root = device_rules.root_disk(devices)
+        if root is None:
+            raise InvalidArgument(f"Instance {rec.name!r} has no root disk device",
+                                  instance=rec.name)
+        pool, driver = await self.pools.get(root[1]["pool"])
+        return pool, driver, root_volume(rec.name, rec.project, rec.type)
+
+    # ------------------------------------------------------------------ operations
+    async def locked_op(
+        self, rec: InstanceRecord, action: str, description: str,
+        work: Callable[[InstanceRecord, Operation], Awaitable[None]], *, check: bool = True,
+    ) -> Operation:
+        """Take the lock, check the transition, then run ``work`` as an operation."""
+        await self.locks.acquire(rec.key, action)  # Busy at once if another action holds it
+        try:
+            if check:
+                check_transition(action, rec.name, await self.status(rec))
+        except BaseException:
+            await self.release(rec)
+            raise
+
+        async def run(op: Operation) -> None:
+            try:
+                await work(rec, op)
+            finally:
+                await self.release(rec)
+
+        return await self.start_op(rec, description, run)
+
+    @asynccontextmanager
+    async def holding(self, rec: InstanceRecord, action: str) -> AsyncIterator[None]:
+        """Hold the instance's lock (Busy at once if taken) for work run inline."""
+        await self.locks.acquire(rec.key, action)
+        try:
+            yield
+        finally:
+            await self.release(rec)
+
+    async def release(self, rec: InstanceRecord) -> None:
+        self.transient.set(rec.key, None)
+        await self.locks.release(rec.key)
+
+    async def start_op(self, rec: InstanceRecord, description: str,
+                       work: Callable[[Operation], Awaitable[None]], *,
+                       may_cancel: bool = False) -> Operation:
+        """Start an operation whose work releases the lock (held by the caller)."""
+        try:
+            return await self.ops.start(description, work, may_cancel=may_cancel,
+                                        resources={"instances": [source(rec)]},
+                                        project=rec.project)
+        except BaseException:
+            await self.release(rec)
+            raise
+
+    # the steps each action module provides, for the others to call
+    async def do_start(self, rec: InstanceRecord) -> None:
+        raise NotImplementedError
+
+    async def do_stop(self, rec: InstanceRecord, timeout: float, force: bool) -> None:
+        raise NotImplementedError
+
+    async def do_delete(self, rec: InstanceRecord) -> None:
+        raise NotImplementedError
+
+    def event(self, action: str, rec: InstanceRecord, **context: Any) -> None:
+        self.bus.publish(lifecycle(action, source(rec), project=rec.project, **context))

@@ -1,0 +1,149 @@
+"""Power: start, stop, restart, freeze and unfreeze; and what the daemon does with
+instances when it starts (re-adopt, autostart, wait for what is unavailable) and when
+``admin shutdown`` stops them all."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+import trio
+
+from lxctl.config.units import is_true
+from lxctl.errors import InvalidState, LxctlError
+from lxctl.kernel.operations import Operation
+from lxctl.kernel.shield import shielded
+from lxctl.objects import devices as device_rules
+from lxctl.objects.instances.base import DEFAULT_STOP_TIMEOUT, InstanceBase, InstanceRecord, log
+from lxctl.objects.instances.create import check_device_support
+from lxctl.objects.pools import KIND as POOL
+from lxctl.state.records import now
+from lxctl.state.store import Tables
+
+
+def _update(rec: InstanceRecord, t: Tables) -> None:
+    t.instance_update(rec)
+
+
+class Power(InstanceBase):
+    async def do_start(self, rec: InstanceRecord) -> None:
+        config, devices = await self.profiles.expand(rec)
+        if is_true(config.get("security.protection.start")):
+            raise InvalidState("The instance is protected from being started "
+                               "(security.protection.start)", instance=rec.name)
+        hypervisor = self.hypervisor(rec)
+        check_device_support(hypervisor, devices)
+        pool, storage, volume = await self.root(rec)  # Unavailable if its pool is down
+        self.transient.set(rec.key, "Starting")
+        mounted = await storage.mount_volume(pool, volume)
+        try:
+            typed = await device_rules.resolve(rec, devices, mounted, self.networks.plug)
+            await hypervisor.start(replace(rec, config=config), typed)
+        except BaseException:
+            with shielded(f"Cleaning up the failed start of {rec.name}"):
+                await self.networks.unplug_all(rec)
+            raise
+        rec.power_state, rec.last_used_at = "Running", now()
+        await self.store.write(lambda t: t.instance_update(rec))
+        self.event("instance-started", rec)
+
+    async def do_stop(self, rec: InstanceRecord, timeout: float, force: bool) -> None:
+        self.transient.set(rec.key, "Stopping")
+        # not shielded: a daemon shutting down must not wait out a 600 s clean stop
+        await self.hypervisor(rec).stop(rec, timeout=timeout, force=force)
+        rec.power_state = "Stopped"
+        with shielded(f"Recording the stop of {rec.name}"):
+            await self.networks.unplug_all(rec)
+            await self.store.write(lambda t: t.instance_update(rec))
+        self.event("instance-stopped", rec)
+
+    async def start(self, project: str, name: str) -> Operation:
+        return await self.locked_op(await self.get(project, name), "start",
+                                    f"Starting instance {name}",
+                                    lambda rec, op: self.do_start(rec))
+
+    async def stop(self, project: str, name: str, *, timeout: float,
+                   force: bool) -> Operation:
+        timeout = DEFAULT_STOP_TIMEOUT if timeout < 0 else timeout
+
+        async def work(rec: InstanceRecord, op: Operation) -> None:
+            await self.do_stop(rec, timeout, force)
+            if rec.ephemeral:
+                await self.do_delete(rec)
+
+        return await self.locked_op(await self.get(project, name), "stop",
+                                    f"Stopping instance {name}", work)
+
+    async def restart(self, project: str, name: str, *, timeout: float,
+                      force: bool) -> Operation:
+        timeout = DEFAULT_STOP_TIMEOUT if timeout < 0 else timeout
+
+        async def work(rec: InstanceRecord, op: Operation) -> None:
+            await self.do_stop(rec, timeout, force)
+            await self.do_start(rec)
+            self.event("instance-restarted", rec)
+
+        return await self.locked_op(await self.get(project, name), "restart",
+                                    f"Restarting instance {name}", work)
+
+    async def set_frozen(self, project: str, name: str, frozen: bool) -> Operation:
+        async def work(rec: InstanceRecord, op: Operation) -> None:
+            hypervisor = self.hypervisor(rec)
+            await (hypervisor.freeze(rec) if frozen else hypervisor.unfreeze(rec))
+            rec.power_state = "Frozen" if frozen else "Running"
+            await self.store.write(lambda t: t.instance_update(rec))
+            self.event("instance-paused" if frozen else "instance-resumed", rec)
+
+        what = f"{'Freezing' if frozen else 'Unfreezing'} instance {name}"
+        return await self.locked_op(await self.get(project, name),
+                                    "freeze" if frozen else "unfreeze", what, work)
+
+
+    # ------------------------------------------------------------------ daemon start
+    async def adopt(self) -> None:
+        """After a (re)start: keep running instances; start those that should run, now
+        or, when a pool or network they need is unavailable, once it is back."""
+        recs = await self.store.read(lambda t: t.instance_list(None))
+        if not recs:
+            return
+        states = await self.states(recs, full=False)
+        for rec in recs:
+            real = states[rec.key].status
+            if real in ("Running", "Frozen"):
+                log.info("re-adopted running instance", instance=rec.name, status=real)
+                if rec.power_state != real:
+                    rec.power_state = real
+                    await self.store.write(partial(_update, rec))
+            elif rec.power_state in ("Running", "Frozen") or is_true(
+                    rec.config.get("boot.autostart")):
+                _, devices = await self.profiles.expand(rec)
+                root = device_rules.root_disk(devices)
+                needs = [(POOL, root[1]["pool"])] if root else []
+                needs += self.networks.needs(rec, devices)
+                if self.availability.when_available(needs, partial(self.autostart, rec),
+                                                    f"start of instance {rec.name}"):
+                    await self.autostart(rec)
+
+    async def autostart(self, rec: InstanceRecord) -> None:
+        try:
+            async with self.holding(rec, "start"):
+                await self.do_start(rec)
+            log.info("autostarted instance", instance=rec.name)
+        except LxctlError as exc:
+            log.warning("autostart failed", instance=rec.name, error=exc.message)
+
+    async def stop_all(self, timeout: float, force: bool) -> None:
+        recs = await self.store.read(lambda t: t.instance_list(None))
+        states = await self.states(recs, full=False)
+        async with trio.open_nursery() as nursery:
+            for rec in recs:
+                if states[rec.key].status in ("Running", "Frozen"):
+                    nursery.start_soon(self._stop_for_shutdown, rec, timeout, force)
+
+    async def _stop_for_shutdown(self, rec: InstanceRecord, timeout: float, force: bool) -> None:
+        try:
+            async with self.holding(rec, "stop"):
+                await self.hypervisor(rec).stop(rec, timeout=timeout, force=force)
+            self.event("instance-stopped", rec)
+        except LxctlError as exc:
+            log.warning("stop at shutdown failed", instance=rec.name, error=exc.message)

@@ -1,0 +1,31 @@
+"""What ``list`` and ``info`` show: records, expanded config, live state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxctl.objects.instances.base import STATUS_CODES, InstanceBase, InstanceRecord
+from lxctl.objects.profiles import expand
+
+
+class View(InstanceBase):
+    async def describe(self, recs: list[InstanceRecord], *, full: bool) -> list[dict[str, Any]]:
+        states = await self.states(recs, full=full)
+        profiles = await self.profiles.by_name({rec.project for rec in recs})
+        out = []
+        for rec in recs:
+            state = states[rec.key]
+            status = self.transient.shown(rec.key, state.status)
+            config, devices = expand(rec, profiles)
+            item = rec.to_api()
+            code = STATUS_CODES.get(status, 112)
+            item.update(status=status, status_code=code, expanded_config=config,
+                        expanded_devices=devices)
+            item["state"] = {
+                "status": status, "status_code": code, "pid": state.pid,
+                "processes": state.processes, "memory": state.memory, "cpu": state.cpu,
+                "network": state.network,
+            }
+            item["snapshots"] = []
+            out.append(item)
+        return out
