@@ -50,7 +50,7 @@ from lxctl.objects.profiles import Profiles
 from lxctl.objects.projects import Projects
 from lxctl.plugin import Hooks, get_plugin_manager
 from lxctl.rpc import Dispatcher, MethodTable
-from lxctl.server import Server, bind_unix_socket, request_logger
+from lxctl.server import Server, authorizer, bind_unix_socket, request_logger
 from lxctl.state.sqlite import SQLiteStore
 from lxctl.state.store import StateStore
 
@@ -232,7 +232,7 @@ async def _serve(app: App, listener: trio.abc.Listener[Any],
         api.register(app.methods)
         app.hooks.register_methods(app.methods)
         dispatcher = Dispatcher(app.methods, on_internal=_log_incident,
-                                on_call=request_logger())
+                                on_call=request_logger(), guard=authorizer(app.hooks))
         server = Server(dispatcher, app.drivers, app.hooks, app, app.config.max_message_size)
         await nursery.start(server.serve, listener)
         await app.instances.adopt()

@@ -103,8 +103,9 @@ class ConfigSchema:
     ) -> None:
         """Raise InvalidArgument naming the first unknown, invalid or foreign key.
 
-        ``owners``: the drivers the object uses ("core" is always allowed); None allows
-        keys of every driver (profiles, which any instance may use)."""
+        ``owners``: the drivers the object uses ("<kind>:<name>"); keys of other drivers
+        are refused, keys of the core and of plugins are not. None allows keys of every
+        driver (profiles, which any instance may use)."""
         allowed = None if owners is None else {"core", *owners}
         for name, value in config.items():
             if not isinstance(value, str):
@@ -116,7 +117,7 @@ class ConfigSchema:
             key = self.find(scope, name)
             if key is None:
                 raise InvalidArgument(f"Unknown configuration key: {name}", key=name)
-            if allowed is not None and key.owner not in allowed:
+            if allowed is not None and ":" in key.owner and key.owner not in allowed:
                 kind, _, driver = key.owner.partition(":")
                 raise InvalidArgument(
                     f"Config key {name!r} belongs to the {driver or kind} {kind} driver, "

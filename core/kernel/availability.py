@@ -100,6 +100,7 @@ class Availability:
         res.available, res.reason = False, reason
         delay = min(self.max_interval, self.min_interval * 2 ** min(res.attempts - 1, 16))
         res.next_try = trio.current_time() + delay
+        self._wake.set()  # the loop recomputes its next deadline
         key = (res.kind, res.name)
         warning = self.warnings.get(key)
         if warning is None or warning.resolved:
@@ -124,7 +125,7 @@ class Availability:
         """Raise Unavailable, naming ``what`` and the reason, unless it is available."""
         reason = self.reason(kind, name)
         if reason is not None:
-            raise Unavailable(f"{what} unavailable: {reason}", kind=kind, name=name)
+            raise Unavailable(f"{what} unavailable: {reason}", resource=kind, name=name)
 
     def unavailable(self, kind: str | None = None) -> dict[str, str]:
         return {res.name: res.reason for res in self._resources.values()
@@ -163,6 +164,7 @@ class Availability:
                 with trio.move_on_at(deadline):
                     await self._wake.wait()
                 self._wake = trio.Event()
+                await trio.sleep(0)  # let the one who woke us finish first
                 now = trio.current_time()
                 for res in [r for r in self._resources.values()
                             if not r.available and r.next_try <= now]:

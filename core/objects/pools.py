@@ -58,9 +58,10 @@ class Pools:
         return self.availability.unavailable(KIND)
 
     async def ensure_default(self) -> None:
-        """On first start: a ``default`` dir pool."""
+        """On first start: a ``default`` pool, ``dir`` where that driver is loaded."""
         if not await self.store.read(lambda t: t.pool_list()):
-            await self.create("default", "dir", {})
+            names = self.drivers.names("storage")
+            await self.create("default", "dir" if "dir" in names or not names else names[0], {})
 
     async def create(self, name: str, driver_name: str, config: dict[str, str],
                      description: str = "") -> PoolRecord:

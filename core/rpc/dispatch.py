@@ -40,6 +40,8 @@ from lxctl.rpc.methods import InvalidParams, MethodTable
 
 MAX_BATCH = 256
 
+# called with (call context, method, bound params) before a method runs
+CallGuard = Callable[[Any, str, dict[str, Any]], None]
 InternalErrorHook = Callable[[BaseException, str, str], None]
 # called after every request: method name, seconds, error code (None: success),
 # whether it was a notification
@@ -127,11 +129,12 @@ class Dispatcher:
 
     def __init__(
         self, table: MethodTable, on_internal: InternalErrorHook | None = None,
-        on_call: CallObserver | None = None,
+        on_call: CallObserver | None = None, guard: CallGuard | None = None,
     ) -> None:
         self.table = table
         self.on_internal = on_internal
         self.on_call = on_call
+        self.guard = guard  # raises an LxctlError (Forbidden) to refuse a call
 
     parse = staticmethod(parse)
 
@@ -190,6 +193,8 @@ class Dispatcher:
                 data["param"] = exc.param
             return _error(ERROR_INVALID_PARAMS, f"Invalid params: {exc}", data, request.id)
         try:
+            if self.guard is not None:
+                self.guard(ctx, request.method, kwargs)
             result = await spec.func(ctx, **kwargs)
         except Exception as exc:
             if notification:

@@ -159,6 +159,22 @@ class Server:
         return encode(error_object(exc, request_id, "", None))
 
 
+def authorizer(hooks: Hooks) -> Callable[[CallContext, str, dict[str, Any]], None]:
+    """The per-call check: the ``lxctl_authorize`` hook decides (identity, method,
+    project); refusals are ``forbidden`` errors naming what was refused."""
+
+    def authorize(ctx: CallContext, method: str, params: dict[str, Any]) -> None:
+        identity = ctx.identity
+        if identity is None:
+            raise Forbidden("Not authorized")
+        project = params.get("project", "default")
+        if not hooks.authorize(identity, method, str(project)):
+            raise Forbidden(f"Not authorized: {identity.name} may not call {method} in "
+                            f"project {project!r}", method=method, project=project)
+
+    return authorize
+
+
 def request_logger() -> Callable[[str, float, int | None, bool], None]:
     """One summary line per request (notifications at debug level)."""
 
@@ -174,4 +190,5 @@ def request_logger() -> Callable[[str, float, int | None, bool], None]:
     return observe
 
 
-__all__ = ["CallContext", "Connection", "Server", "bind_unix_socket", "request_logger"]
+__all__ = ["CallContext", "Connection", "Server", "authorizer", "bind_unix_socket",
+           "request_logger"]

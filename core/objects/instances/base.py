@@ -94,6 +94,14 @@ class InstanceBase:
         pool, driver = await self.pools.get(root[1]["pool"])
         return pool, driver, root_volume(rec.name, rec.project, rec.type)
 
+    async def check_available(self, rec: InstanceRecord) -> None:
+        """Refuse at once (Unavailable, naming it) when a pool or network it needs is
+        down, rather than in the middle of the operation."""
+        _, devices = await self.profiles.expand(rec)
+        await self.root(rec)
+        for kind, name in self.networks.needs(rec, devices):
+            self.availability.require(kind, name, f"Network {name.split('/', 1)[1]!r}")
+
     # ------------------------------------------------------------------ operations
     async def locked_op(
         self, rec: InstanceRecord, action: str, description: str,

@@ -35,6 +35,7 @@ class Delete(InstanceBase):
                                "(security.protection.delete)", instance=name)
         if not force:
             check_transition("delete", name, await self.status(rec))
+        await self.root(rec)  # Unavailable now, not mid-way, if its pool is down
 
         async def work(rec: InstanceRecord, op: Operation) -> None:
             current = (await self.states([rec], full=False))[rec.key].status

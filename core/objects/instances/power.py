@@ -58,7 +58,9 @@ class Power(InstanceBase):
         self.event("instance-stopped", rec)
 
     async def start(self, project: str, name: str) -> Operation:
-        return await self.locked_op(await self.get(project, name), "start",
+        rec = await self.get(project, name)
+        await self.check_available(rec)
+        return await self.locked_op(rec, "start",
                                     f"Starting instance {name}",
                                     lambda rec, op: self.do_start(rec))
 
