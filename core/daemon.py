@@ -264,6 +264,7 @@ async def _wait_for_shutdown(app: App) -> None:
 async def _shut_down(app: App, server: Server) -> None:
     opts = app.shutdown_options
     server.stop_accepting()
+    app.ops.close()
     if opts.get("stop_instances"):
         log.info("stopping all instances before exit")
         await app.instances.stop_all(0 if opts.get("force") else opts.get("timeout", 30.0),

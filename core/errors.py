@@ -2,7 +2,7 @@
 
 Every error that may reach a client is an :class:`LxctlError` subclass with a stable
 JSON-RPC error code in the server range (-32000..-32099), a stable ``kind`` string and
-structured ``data``. :func:`lxctl.rpc.error_response` is the one place that turns
+structured ``data``. :func:`lxctl.rpc.error_object` is the one place that turns
 exceptions into JSON-RPC errors; anything that is not an ``LxctlError`` becomes -32603
 with an incident id, and its traceback goes to the log only.
 
@@ -79,7 +79,8 @@ class Unavailable(LxctlError):
 
 
 class Cancelled(LxctlError):
-    """The operation was cancelled."""
+    """The operation was cancelled (raised by work that notices it was interrupted; the
+    operation ends as Cancelled, not Failure)."""
 
     code = -32008
     kind = "cancelled"
@@ -107,7 +108,7 @@ class MessageTooLarge(LxctlError):
 
 
 class ShuttingDown(LxctlError):
-    """The daemon is shutting down and takes no new work."""
+    """The daemon is shutting down and takes no new work (no new operations)."""
 
     code = -32012
     kind = "shutting_down"
@@ -118,21 +119,3 @@ class PluginError(LxctlError):
 
     code = -32013
     kind = "plugin_error"
-
-
-ALL_ERRORS: tuple[type[LxctlError], ...] = (
-    LxctlError,
-    NotFound,
-    AlreadyExists,
-    InvalidArgument,
-    InvalidState,
-    Busy,
-    Forbidden,
-    Unavailable,
-    Cancelled,
-    Timeout,
-    DriverError,
-    MessageTooLarge,
-    ShuttingDown,
-    PluginError,
-)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, TypeVar
+from typing import Any
 
 from lxctl.drivers.auth import AuthDriver
 from lxctl.drivers.context import DriverContext
@@ -15,7 +15,6 @@ from lxctl.drivers.storage import StorageDriver
 from lxctl.errors import PluginError
 
 KINDS = ("storage", "hypervisor", "network", "auth")
-D = TypeVar("D")
 
 
 def _info(kind: str, cls: type[Any]) -> Any:

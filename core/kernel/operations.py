@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 import trio
 
-from lxctl.errors import InvalidState, LxctlError, NotFound
+from lxctl.errors import Cancelled, InvalidState, LxctlError, NotFound, ShuttingDown
 from lxctl.kernel.events import EventBus, OperationEvent
 from lxctl.state.records import OperationRecord, iso, now
 from lxctl.state.store import StateStore
@@ -71,6 +71,11 @@ class Operations:
         self.bus = bus
         self.nursery = nursery
         self._ops: dict[str, Operation] = {}
+        self.closing = False  # the daemon is shutting down: no new operations
+
+    def close(self) -> None:
+        """Refuse new operations from now on; running ones go on to their end."""
+        self.closing = True
 
     async def start(
         self,
@@ -81,6 +86,8 @@ class Operations:
         may_cancel: bool = False,
         project: str = "default",
     ) -> Operation:
+        if self.closing:
+            raise ShuttingDown("The daemon is shutting down: it starts no new operations")
         op = Operation(
             OperationRecord(uuid.uuid4().hex, description, resources=resources or {},
                             project=project),
@@ -99,6 +106,8 @@ class Operations:
                 result = await work(op)
                 if result:
                     op.metadata.update(result)
+            except Cancelled as exc:
+                status, err = "Cancelled", exc.message
             except LxctlError as exc:
                 status, err = "Failure", exc.message
             except Exception as exc:

@@ -39,9 +39,11 @@ def image_tarball(workdir: Path) -> Path:
     if script.exists():
         subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True)
     else:  # build it with lxctl's own builder, in-process
-        from lxctl.objects.images import _busybox_tarball
+        import trio
 
-        _busybox_tarball(out)
+        from lxctl.objects.images import busybox_facts, busybox_tarball
+
+        busybox_tarball(out, *trio.run(busybox_facts))
     return out
 
 

@@ -204,3 +204,26 @@ async def test_operations_progress_cancel_wait(tmp_path: Path) -> None:
     # the store saw them: one still "Running" would be failed by the next daemon start
     failed = await store.write(lambda t: t.operations_fail_running("restart"))
     assert [op.id for op in failed] == [fixed_op.id]
+
+
+async def test_operations_end_cancelled_and_none_start_at_shutdown(tmp_path: Path) -> None:
+    from lxctl.errors import Cancelled, ShuttingDown
+    from lxctl.kernel.operations import Operation, Operations
+
+    with trio.fail_after(10):
+        store = await SQLiteStore.open(tmp_path / "db")
+        async with trio.open_nursery() as nursery:
+            ops = Operations(store, EventBus(), nursery)
+
+            async def interrupted(op: Operation) -> None:
+                raise Cancelled("the tool was interrupted")
+
+            op = await ops.start("Interrupted", interrupted)
+            done = await ops.wait(op.id, 5)
+            assert (done.status, done.record.err) == ("Cancelled", "the tool was interrupted")
+            ops.close()
+            with pytest.raises(ShuttingDown, match="shutting down") as exc:
+                await ops.start("Too late", interrupted)
+            assert exc.value.code == -32012
+            nursery.cancel_scope.cancel()
+        await store.close()

@@ -126,3 +126,21 @@ def test_client_hot_paths_import_no_daemon_code(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_trio_test_runs_under_a_deadline(request: pytest.FixtureRequest) -> None:
+    items = [i for i in request.session.items
+             if inspect.iscoroutinefunction(getattr(i, "obj", None))]
+    assert items, "no trio test was collected with this one"
+    assert all(getattr(i.obj, "lxctl_deadline", None) for i in items)  # type: ignore[attr-defined]
+
+
+async def test_the_deadline_fires() -> None:
+    import trio
+    from deadlines import _with_deadline
+
+    async def hangs() -> None:
+        await trio.sleep_forever()
+
+    with pytest.raises(trio.TooSlowError):
+        await _with_deadline(hangs, seconds=0.01)()

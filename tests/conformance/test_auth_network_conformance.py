@@ -1,0 +1,48 @@
+"""Auth and network driver conformance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from drivers import driver_classes
+
+from lxctl.drivers.auth import PeerCertificate, PeerCredentials, PeerToken
+from lxctl.drivers.context import DriverContext
+from lxctl.drivers.devices import NicDevice
+from lxctl.state.records import InstanceRecord, NetworkRecord
+
+PEERS = {"unix": PeerCredentials(1, 0, 0), "certificate": PeerCertificate("ab" * 32),
+         "token": PeerToken("secret")}
+
+
+@pytest.mark.parametrize("cls", driver_classes("auth"))
+async def test_auth_vouches_only_for_peers_of_its_kinds(cls: Any, tmp_path: Path) -> None:
+    driver = cls(DriverContext(tmp_path, "conform", None))
+    assert driver.info.peer_kinds <= set(PEERS)
+    with trio.fail_after(10):
+        for kind, peer in PEERS.items():
+            identity = await driver.authenticate(peer)
+            if kind not in driver.info.peer_kinds:
+                assert identity is None, kind
+        if "unix" in driver.info.peer_kinds:  # root on the local socket is an admin
+            identity = await driver.authenticate(PEERS["unix"])
+            assert identity is not None and identity.admin
+
+
+@pytest.mark.parametrize("cls", driver_classes("network"))
+async def test_network_plugs_nics_as_data(cls: Any, tmp_path: Path) -> None:
+    driver = cls(DriverContext(tmp_path, "conform", None))
+    net = NetworkRecord("lxtnet0", driver.info.name)
+    with trio.fail_after(10):
+        interfaces, networks = driver.depends_on(net)
+        assert isinstance(interfaces, list) and isinstance(networks, list)
+        net.config.update(await driver.create(net))
+        await driver.start(net)
+        nic = await driver.plug(net, InstanceRecord("c1"), "eth0", {"network": net.name})
+        assert isinstance(nic, NicDevice) and nic.name == "eth0"
+        await driver.unplug(net, InstanceRecord("c1"), nic)
+        await driver.stop(net)
+        await driver.delete(net)
