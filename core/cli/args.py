@@ -33,3 +33,23 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())  # one line, whatever argparse wrote
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def key_values(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments (``-c``, ``config set``) as a map; bad ones are errors."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"Bad key=value pair: {pair!r}")
+        out[key] = value
+    return out
+
+
+def target(text: str) -> str:
+    """An object named as ``[REMOTE:]NAME``: the name on the local daemon. Remotes
+    (Incus's ``remote:name``) come with TLS; until then only ``local:`` is known."""
+    remote, sep, name = text.rpartition(":")
+    if sep and remote not in ("", "local"):
+        raise UsageError(f'The remote "{remote}" doesn\'t exist')
+    return name if sep else text

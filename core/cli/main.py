@@ -56,11 +56,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("instances", "info"),
     "exec": ("exec", "exec_"),
     "image": ("images", "image"),
-    "monitor": ("server", "monitor"),
-    "operation": ("server", "operation"),
-    "admin": ("server", "admin"),
-    "storage": ("server", "storage"),
-    "profile": ("server", "profile"),
+    "monitor": ("monitor", "monitor"),
+    "operation": ("operation", "operation"),
+    "admin": ("admin", "admin"),
+    "storage": ("storage", "storage"),
+    "profile": ("profile", "profile"),
     "version": ("version", "version"),
 }
 

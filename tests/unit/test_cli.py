@@ -193,3 +193,15 @@ def test_client_needs_only_its_declared_dependencies() -> None:
                 ok = (name.split(".")[0] in allowed or name in ("lxctl", "lxctl.paths")
                       or name == "lxctl.cli" or name.startswith("lxctl.cli."))
                 assert ok, f"{path.name} imports {name}"
+
+
+def test_key_values_and_targets() -> None:
+    from lxctl.cli.args import UsageError, key_values, target
+
+    assert key_values(["a=b", "raw.lxc=x=y", "empty="]) == {"a": "b", "raw.lxc": "x=y",
+                                                             "empty": ""}
+    with pytest.raises(UsageError, match="Bad key=value pair: 'novalue'"):
+        key_values(["novalue"])
+    assert target("c1") == "c1" and target("local:c1") == "c1"
+    with pytest.raises(UsageError, match='The remote "far" doesn\'t exist'):
+        target("far:c1")

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from lxctl.cli.args import ArgumentParser
+from lxctl.cli.args import ArgumentParser, key_values, target
 from lxctl.cli.connection import Client, RpcError, connect
 from lxctl.cli.output import check_format, render_rows, size, write
 
@@ -25,16 +25,6 @@ WANTED_FROM = {"start": ("Stopped", "Frozen"), "stop": ("Running", "Frozen"),
 
 def _parser(command: str, description: str) -> ArgumentParser:
     return ArgumentParser(prog=f"lxctl {command}", description=description)
-
-
-def _key_values(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"Bad key=value pair: {pair!r}")
-        out[key] = value
-    return out
 
 
 # ---------------------------------------------------------------------------- create
@@ -57,7 +47,8 @@ def _create(command: str, args: list[str], start: bool) -> int:
     profiles = [] if opts.no_profiles else opts.profile
     client = connect()
     op = client.call("instance.create", {
-        "image": image, "name": opts.name, "config": _key_values(opts.config),
+        "image": image, "name": None if opts.name is None else target(opts.name),
+        "config": key_values(opts.config),
         "profiles": profiles, "storage": opts.storage, "ephemeral": opts.ephemeral,
         "start": start, "description": opts.description,
     })
@@ -82,6 +73,7 @@ def init(command: str, args: list[str]) -> int:
 def _targets(client: Client, names: list[str], all_: bool, command: str) -> list[str]:
     if all_ and names:
         raise ValueError("Both --all and instance names given")
+    names = [target(n) for n in names]
     if not names and not all_:
         raise ValueError(f"Missing instance name (lxctl {command} NAME... or --all)")
     if all_:
@@ -158,7 +150,7 @@ def delete(command: str, args: list[str]) -> int:
     opts = p.parse_args(args)
     client = connect()
     ops, errors = [], []
-    for name in opts.names:
+    for name in [target(n) for n in opts.names]:
         try:
             ops.append((name, client.call("instance.delete", {"name": name,
                                                                "force": opts.force})))
@@ -294,7 +286,7 @@ def info(command: str, args: list[str]) -> int:
 
         write(yaml.safe_dump(client.call("server.info"), sort_keys=False))
         return 0
-    inst = client.call("instance.get", {"name": opts.name})
+    inst = client.call("instance.get", {"name": target(opts.name)})
     state = inst.get("state") or {}
     lines = [
         f"Name: {inst['name']}",

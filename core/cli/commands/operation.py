@@ -1,0 +1,42 @@
+"""Operations: ``lxctl operation list|show|wait|cancel``."""
+
+from __future__ import annotations
+
+from lxctl.cli.args import ArgumentParser
+from lxctl.cli.connection import connect
+from lxctl.cli.output import check_format, render_rows, write
+
+
+def operation(command: str, args: list[str]) -> int:
+    p = ArgumentParser(prog="lxctl operation", description="Manage operations")
+    sub = p.add_subparsers(dest="verb", required=True)
+    for verb in ("list", "ls"):
+        ls = sub.add_parser(verb)
+        ls.add_argument("-f", "--format", default="table")
+    for verb in ("show", "cancel", "delete", "rm"):
+        sub.add_parser(verb).add_argument("id")
+    w = sub.add_parser("wait")
+    w.add_argument("id")
+    w.add_argument("--timeout", type=float, default=-1)
+    opts = p.parse_args(args)
+    client = connect()
+    verb = {"ls": "list", "delete": "cancel", "rm": "cancel"}.get(opts.verb, opts.verb)
+    if verb == "list":
+        check_format(opts.format)
+        ops = client.call("operation.list")
+        rows = [[o["id"], o["class"].upper(), o["description"], o["status"].upper(),
+                 "YES" if o["may_cancel"] else "NO", o["created_at"]] for o in ops]
+        write(render_rows(opts.format, ["ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE",
+                                        "CREATED"], rows, ops))
+        return 0
+    import yaml
+
+    if verb == "show":
+        write(yaml.safe_dump(client.call("operation.get", {"id": opts.id}), sort_keys=False))
+    elif verb == "wait":
+        op = client.call("operation.wait", {"id": opts.id, "timeout": opts.timeout})
+        write(yaml.safe_dump(op, sort_keys=False))
+        return 0 if op["status"] in ("Success", "Running") else 1
+    else:
+        client.call("operation.cancel", {"id": opts.id})
+    return 0
