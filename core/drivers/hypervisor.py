@@ -110,7 +110,7 @@ class HypervisorDriver(Protocol):
     async def states(
         self, insts: list[InstanceRecord], *, full: bool
     ) -> dict[str, InstanceState]:
-        """States by instance name (``full``: with resources and network)."""
+        """States by ``inst.qualified_name`` (``full``: with resources and network)."""
 
     async def exec(
         self, inst: InstanceRecord, request: ExecRequest,

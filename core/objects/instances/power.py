@@ -54,8 +54,17 @@ class Power(InstanceBase):
         rec.power_state = "Stopped"
         with shielded(f"Recording the stop of {rec.name}"):
             await self.networks.unplug_all(rec)
+            await self._unmount_root(rec)
             await self.store.write(lambda t: t.instance_update(rec))
         self.event("instance-stopped", rec)
+
+    async def _unmount_root(self, rec: InstanceRecord) -> None:
+        try:
+            pool, storage, volume = await self.root(rec)
+            await storage.unmount_volume(pool, volume)
+        except LxctlError as exc:  # the instance is stopped all the same
+            log.warning("unmounting the root volume failed", instance=rec.name,
+                        error=exc.message)
 
     async def start(self, project: str, name: str) -> Operation:
         rec = await self.get(project, name)
