@@ -7,7 +7,7 @@ operation holding the instance's lock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,9 +84,12 @@ class InstanceBase:
         state = (await self.states([rec], full=False))[rec.key]
         return self.transient.shown(rec.key, state.status)
 
-    async def root(self, rec: InstanceRecord) -> tuple[PoolRecord, StorageDriver, Volume]:
-        """The instance's root volume, its pool and driver (Unavailable if the pool is)."""
-        _, devices = await self.profiles.expand(rec)
+    async def root(self, rec: InstanceRecord, devices: Mapping[str, Any] | None = None
+                   ) -> tuple[PoolRecord, StorageDriver, Volume]:
+        """The instance's root volume, its pool and driver (Unavailable if the pool is);
+        ``devices``: its expanded devices, when the caller has them already."""
+        if devices is None:
+            _, devices = await self.profiles.expand(rec)
         root = device_rules.root_disk(devices)
         if root is None:
             raise InvalidArgument(f"Instance {rec.name!r} has no root disk device",
@@ -98,7 +101,7 @@ class InstanceBase:
         """Refuse at once (Unavailable, naming it) when a pool or network it needs is
         down, rather than in the middle of the operation."""
         _, devices = await self.profiles.expand(rec)
-        await self.root(rec)
+        await self.root(rec, devices)
         for kind, name in self.networks.needs(rec, devices):
             self.availability.require(kind, name, f"Network {name.split('/', 1)[1]!r}")
 

@@ -29,13 +29,13 @@ class Delete(InstanceBase):
 
     async def delete(self, project: str, name: str, *, force: bool) -> Operation:
         rec = await self.get(project, name)
-        config, _ = await self.profiles.expand(rec)
+        config, devices = await self.profiles.expand(rec)
         if is_true(config.get("security.protection.delete")):
             raise InvalidState("The instance is protected from being deleted "
                                "(security.protection.delete)", instance=name)
         if not force:
             check_transition("delete", name, await self.status(rec))
-        await self.root(rec)  # Unavailable now, not mid-way, if its pool is down
+        await self.root(rec, devices)  # Unavailable now, not mid-way, if its pool is down
 
         async def work(rec: InstanceRecord, op: Operation) -> None:
             current = (await self.states([rec], full=False))[rec.key].status

@@ -33,7 +33,7 @@ class Power(InstanceBase):
                                "(security.protection.start)", instance=rec.name)
         hypervisor = self.hypervisor(rec)
         check_device_support(hypervisor, devices)
-        pool, storage, volume = await self.root(rec)  # Unavailable if its pool is down
+        pool, storage, volume = await self.root(rec, devices)  # Unavailable if it is down
         self.transient.set(rec.key, "Starting")
         mounted = await storage.mount_volume(pool, volume)
         try:
