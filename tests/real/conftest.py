@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from harness import Daemon
@@ -21,6 +24,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(
                     reason="needs root: real LXC containers, cgroups and /etc/subuid"))
+
+
+DEADLINE = 240.0
+"""Seconds a test may take, its function-scoped fixtures included."""
+
+
+class DeadlineExceeded(Exception):
+    """The test ran past its deadline (raised in the main thread by SIGALRM)."""
+
+
+@pytest.fixture(autouse=True)
+def deadline() -> Iterator[None]:
+    """Fail a hung test instead of hanging the run: at the deadline every thread's stack
+    goes to stderr, then SIGALRM raises in the main thread (a blocking wait, lock, select
+    or subprocess call is interrupted by it)."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise DeadlineExceeded(f"test still running after {DEADLINE:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    faulthandler.dump_traceback_later(DEADLINE, exit=False)
+    signal.setitimer(signal.ITIMER_REAL, DEADLINE)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +68,8 @@ def image_tarball(workdir: Path) -> Path:
     out = workdir / "busybox.tar.gz"
     script = Path(__file__).resolve().parents[3] / "shared" / "bench" / "build-busybox-image.sh"
     if script.exists():
-        subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True)
+        subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True,
+                       timeout=300)
     else:  # build it with lxctl's own builder, in-process
         import trio
 

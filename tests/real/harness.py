@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,10 @@ def cgroup_prefix(directory: Path) -> str:
 class Daemon:
     """One lxctld with its own LXCTL_DIR."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, env: Mapping[str, str] | None = None) -> None:
+        """``env`` adds to the environment of the daemon and of the CLI calls."""
         self.dir = directory
-        self.env = {**os.environ, "LXCTL_DIR": str(directory)}
+        self.env = {**os.environ, **(env or {}), "LXCTL_DIR": str(directory)}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = directory.parent / f"{directory.name}.log"
 
@@ -96,6 +100,36 @@ class Daemon:
         out = self.ok("list", "--format", "csv", "-c", "ns")
         return dict(line.split(",", 1) for line in out.splitlines() if line)
 
+    def init_process(self, name: str) -> tuple[int, int]:
+        """The instance's init as (host PID, start time in clock ticks since boot): a
+        restarted instance has a new one, even if its PID were reused."""
+        info = self.ok("info", name)
+        pid = int(next(line.split()[1] for line in info.splitlines()
+                       if line.startswith("PID:")))
+        # /proc/PID/stat: "pid (comm) state ...", starttime is field 22
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return pid, int(stat.rsplit(")", 1)[1].split()[19])
+
+    def requests(self, method: str) -> int:
+        """How many ``method`` requests the daemon has logged (one line per request,
+        written when the method has returned)."""
+        count = 0
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{") and '"event": "request"' in line:
+                count += json.loads(line).get("method") == method
+        return count
+
+    @contextmanager
+    def deleted_afterwards(self, *names: str) -> Iterator[None]:
+        """Delete the instances when the block ends. Their deletion is checked only when
+        the block succeeded: when it failed, its error is the one reported."""
+        try:
+            yield
+        except BaseException:
+            self.cli("delete", "--force", *names, timeout=120)
+            raise
+        self.ok("delete", "--force", *names, timeout=120)
+
     # ------------------------------------------------------------------ leftovers
     def leftovers(self, name: str) -> list[str]:
         """Everything an instance may leave behind; empty when it is truly gone."""
@@ -142,6 +176,53 @@ class Daemon:
                 except OSError:
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OutputLines:
+    """The stdout of a long-running process (``stdout=PIPE``), read line by line with
+    deadlines."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.fd = proc.stdout.fileno()  # read unbuffered: select() sees what is left
+        self.lines: list[str] = []
+        self._partial = b""
+        self._checked = 0
+
+    def wait_for(self, until: Callable[[str], bool], timeout: float = 30) -> str:
+        """The next line for which ``until`` is true; earlier ones stay in ``lines``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            *complete, self._partial = self._partial.split(b"\n")
+            self.lines += [raw.decode() for raw in complete]
+            while self._checked < len(self.lines):
+                self._checked += 1
+                if until(self.lines[self._checked - 1]):
+                    return self.lines[self._checked - 1]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no such line in {timeout}s; got {self.lines}")
+            if select.select([self.fd], [], [], left)[0]:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    raise AssertionError(
+                        f"output ended (exit {self.proc.wait(10)}); got {self.lines}")
+                self._partial += chunk
+
+    def stop(self, timeout: float = 10) -> list[str]:
+        """Terminate the process; every line it wrote."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            rest, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rest, _ = self.proc.communicate(timeout=timeout)
+        self._partial += rest or b""
+        *complete, self._partial = self._partial.split(b"\n")
+        self.lines += [raw.decode() for raw in complete]
+        return self.lines
 
 
 def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:

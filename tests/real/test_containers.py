@@ -14,7 +14,7 @@ import termios
 import time
 from pathlib import Path
 
-from harness import LXCTL, Daemon, wait_for
+from harness import LXCTL, Daemon, OutputLines, wait_for
 
 
 def test_launch_use_and_delete(daemon: Daemon) -> None:
@@ -32,10 +32,10 @@ def test_launch_use_and_delete(daemon: Daemon) -> None:
     assert daemon.states()["lxt-c1"] == "STOPPED"
     daemon.ok("start", "lxt-c1")
     assert daemon.states()["lxt-c1"] == "RUNNING"
-    pid1 = daemon.ok("info", "lxt-c1")
+    init = daemon.init_process("lxt-c1")
     daemon.ok("restart", "lxt-c1")
     assert daemon.states()["lxt-c1"] == "RUNNING"
-    assert daemon.ok("info", "lxt-c1") != pid1  # a new init
+    assert daemon.init_process("lxt-c1") != init  # a new init
     daemon.ok("pause", "lxt-c1")
     assert daemon.states()["lxt-c1"] == "FROZEN"
     daemon.ok("resume", "lxt-c1")
@@ -53,7 +53,7 @@ def test_launch_use_and_delete(daemon: Daemon) -> None:
 
 def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-unpriv", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-unpriv"):
         uid_map = daemon.ok("exec", "lxt-unpriv", "--", "cat", "/proc/self/uid_map").split()
         assert uid_map[0] == "0" and uid_map[1] != "0" and uid_map[2] == "65536"
         assert daemon.ok("exec", "lxt-unpriv", "--", "id", "-u").strip() == "0"
@@ -70,22 +70,18 @@ def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
         upper = daemon.dir / "storage-pools/default/containers/lxt-unpriv/upper"
         assert os.stat(upper / "root/mine").st_uid == int(uid_map[1])
         assert not (images[0] / "rootfs/root/mine").exists()
-    finally:
-        daemon.ok("delete", "--force", "lxt-unpriv")
 
 
 def test_privileged_opt_in(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-priv", "-c", "security.privileged=true", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-priv"):
         uid_map = daemon.ok("exec", "lxt-priv", "--", "cat", "/proc/self/uid_map").split()
         assert uid_map[:2] == ["0", "0"]
-    finally:
-        daemon.ok("delete", "--force", "lxt-priv")
 
 
 def test_exec_options_and_big_streams(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-exec", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-exec"):
         out = daemon.ok("exec", "lxt-exec", "--env", "FOO=bar baz", "--cwd", "/tmp", "--",
                         "sh", "-c", 'echo "$FOO"; pwd; echo err >&2')
         assert out == "bar baz\n/tmp\n"
@@ -103,56 +99,77 @@ def test_exec_options_and_big_streams(daemon: Daemon) -> None:
         assert sorted(fds, key=int) == ["0", "1", "2", "3"]
         r = daemon.cli("exec", "lxt-exec", "--", "sh", "-c", "kill -9 $$")
         assert r.returncode == 137
-    finally:
-        daemon.ok("delete", "--force", "lxt-exec")
 
 
 def test_interactive_exec_gets_a_new_pty(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-tty", "-q")
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    try:
-        proc = subprocess.Popen(
-            [LXCTL, "exec", "lxt-tty", "--", "sh", "-c",
-             'tty; stty size; read line; echo "got $line"; exit 3'],
-            env=daemon.env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-        os.close(slave)
-        data = b""
-        sent = False
-        deadline = time.monotonic() + 20
-        while proc.poll() is None and time.monotonic() < deadline:
-            if not sent and b"/dev/pts/" in data:
-                os.write(master, b"hello\n")  # typed once the command runs
-                sent = True
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    data += os.read(master, 4096)
-                except OSError:
-                    break
-        assert proc.wait(10) == 3
+    with daemon.deleted_afterwards("lxt-tty"):
+        master, slave = pty.openpty()
+        try:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+            try:
+                proc = subprocess.Popen(
+                    [LXCTL, "exec", "lxt-tty", "--", "sh", "-c",
+                     'tty; stty size; read line; echo "got $line"; exit 3'],
+                    env=daemon.env, stdin=slave, stdout=slave, stderr=slave,
+                    start_new_session=True)
+            finally:
+                os.close(slave)
+            try:
+                data = _talk(master, proc)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+        finally:
+            os.close(master)
+        assert proc.returncode == 3
         text = data.decode(errors="replace")
         assert "got hello" in text
         assert "/dev/pts/" in text  # a new pty inside the container, not the caller's
         assert "33 101" in text  # the caller's window size reached it
-    finally:
-        os.close(master)
-        daemon.ok("delete", "--force", "lxt-tty")
+
+
+def _talk(master: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> bytes:
+    """Everything the pty shows until ``proc`` ends; one line typed once the command
+    runs."""
+    data = b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sent and b"/dev/pts/" in data:
+            os.write(master, b"hello\n")
+            sent = True
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: nothing holds the other end any more
+                break
+            if not chunk:
+                break
+            data += chunk
+        elif proc.poll() is not None:
+            break  # ended, and everything it wrote has been read
+    proc.wait(10)
+    return data
 
 
 def test_monitor_prints_lifecycle_in_order(daemon: Daemon) -> None:
-    mon = subprocess.Popen([LXCTL, "monitor", "--format", "json", "--type", "lifecycle"],
-                           env=daemon.env, stdout=subprocess.PIPE, text=True)
+    subscribed = daemon.requests("events.subscribe")
+    mon = OutputLines(subprocess.Popen(
+        [LXCTL, "monitor", "--format", "json", "--type", "lifecycle"],
+        env=daemon.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE))
     try:
-        time.sleep(0.3)
+        # subscribed once the daemon has logged the request (it logs after the return)
+        wait_for(lambda: daemon.requests("events.subscribe") > subscribed)
         daemon.ok("launch", "bb", "lxt-mon", "-q")
         daemon.ok("stop", "lxt-mon")
         daemon.ok("start", "lxt-mon")
         daemon.ok("delete", "--force", "lxt-mon")
-        time.sleep(0.3)
+        mon.wait_for(lambda line: '"instance-deleted"' in line and "lxt-mon" in line)
     finally:
-        mon.terminate()
-        out, _ = mon.communicate(timeout=10)
-    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        lines = mon.stop()
+    events = [json.loads(line) for line in lines if line.strip()]
     actions = [e["metadata"]["action"] for e in events
                if e["metadata"]["source"] == "/1.0/instances/lxt-mon"
                and e["metadata"]["action"] != "instance-exec"]
@@ -163,7 +180,7 @@ def test_monitor_prints_lifecycle_in_order(daemon: Daemon) -> None:
 
 def test_operations_are_visible_and_waitable(daemon: Daemon) -> None:
     daemon.ok("init", "bb", "lxt-ops", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-ops"):
         op = daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "instance.start",
                          "params": {"name": "lxt-ops"}})["result"]
         assert op["status"] in ("Running", "Success") and op["id"]
@@ -174,13 +191,11 @@ def test_operations_are_visible_and_waitable(daemon: Daemon) -> None:
         assert daemon.states()["lxt-ops"] == "RUNNING"
         r = daemon.cli("operation", "cancel", op["id"])
         assert r.returncode != 0 and "not running" in r.stderr
-    finally:
-        daemon.ok("delete", "--force", "lxt-ops")
 
 
 def test_state_errors_are_clear_and_change_nothing(daemon: Daemon) -> None:
     daemon.ok("launch", "bb", "lxt-err", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-err"):
         r = daemon.cli("start", "lxt-err")
         assert r.returncode == 1 and r.stderr == "Error: The instance is already running\n"
         r = daemon.cli("delete", "lxt-err")
@@ -191,33 +206,30 @@ def test_state_errors_are_clear_and_change_nothing(daemon: Daemon) -> None:
         assert r.returncode == 1 and "Image 'no-such-image' not found" in r.stderr
         r = daemon.cli("launch", "bb", "lxt-y", "-c", "bogus.key=1")
         assert r.returncode == 1 and "Unknown configuration key: bogus.key" in r.stderr
-        assert daemon.states() == {**daemon.states(), "lxt-err": "RUNNING"}
-        assert "lxt-x" not in daemon.states() and "lxt-y" not in daemon.states()
+        states = daemon.states()
+        assert states["lxt-err"] == "RUNNING"
+        assert "lxt-x" not in states and "lxt-y" not in states
         daemon.ok("stop", "lxt-err")
         r = daemon.cli("stop", "lxt-err")
         assert r.returncode == 1 and "already stopped" in r.stderr
         r = daemon.cli("exec", "lxt-err", "--", "true")
         assert r.returncode == 1 and "not running" in r.stderr
-    finally:
-        daemon.ok("delete", "--force", "lxt-err")
 
 
 def test_launch_without_name_and_info(daemon: Daemon) -> None:
     out = daemon.ok("launch", "bb")
     name = out.split("Instance name is: ")[1].strip()
-    try:
+    with daemon.deleted_afterwards(name):
         info = daemon.ok("info", name)
         assert f"Name: {name}" in info and "Status: RUNNING" in info
         pid = int(next(line.split()[1] for line in info.splitlines() if line.startswith("PID:")))
         assert pid > 0
         assert "Processes:" in info and "Memory (current):" in info
-    finally:
-        daemon.ok("delete", "--force", name)
 
 
 def test_list_formats(daemon: Daemon) -> None:
     daemon.ok("init", "bb", "lxt-fmt", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-fmt"):
         table = daemon.ok("list", "lxt-fmt")
         assert "| lxt-fmt | STOPPED |" in table and "+--" in table
         assert daemon.ok("list", "lxt-fmt", "-f", "csv,header", "-c", "ns").splitlines() == [
@@ -230,8 +242,6 @@ def test_list_formats(daemon: Daemon) -> None:
         assert r.returncode == 1 and "column L" in r.stderr
         r = daemon.cli("list", "-f", "xml")
         assert r.returncode == 1 and "Invalid format" in r.stderr
-    finally:
-        daemon.ok("delete", "lxt-fmt")
 
 
 def test_image_import_list_delete(daemon: Daemon, image_tarball: object) -> None:
@@ -264,7 +274,7 @@ def test_stop_all_and_start_all(daemon: Daemon) -> None:
     names = [f"lxt-all{i}" for i in range(3)]
     for n in names:
         daemon.ok("launch", "bb", n, "-q")
-    try:
+    with daemon.deleted_afterwards(*names):
         daemon.ok("stop", "--all")
         assert {daemon.states()[n] for n in names} == {"STOPPED"}
         daemon.ok("start", "--all")
@@ -272,8 +282,6 @@ def test_stop_all_and_start_all(daemon: Daemon) -> None:
         daemon.ok("pause", "lxt-all0")
         daemon.ok("start", "lxt-all0")  # start on a frozen instance resumes it (Incus)
         assert daemon.states()["lxt-all0"] == "RUNNING"
-    finally:
-        daemon.ok("delete", "--force", *names)
     for n in names:
         wait_for(lambda n=n: daemon.leftovers(n) == [])
 
@@ -284,28 +292,24 @@ def test_image_deleted_under_a_running_instance(daemon: Daemon, image_tarball: P
                               "params": {"image": "lxt-gone"}})["result"]["fingerprint"]
     daemon.ok("launch", "lxt-gone", "lxt-orphan", "-q")
     images = daemon.dir / "storage-pools/default/images"
-    try:
+    with daemon.deleted_afterwards("lxt-orphan"):
         daemon.ok("image", "delete", "lxt-gone")
         assert "lxt-gone" not in daemon.ok("image", "list", "-f", "csv")
         daemon.ok("restart", "lxt-orphan")  # its root still rests on the image's volume
         assert daemon.ok("exec", "lxt-orphan", "--", "cat", "/etc/hostname").strip()
         assert list(images.glob(f"{fingerprint}.*"))
-    finally:
-        daemon.ok("delete", "--force", "lxt-orphan")
     assert not list(images.glob(f"{fingerprint}.*"))  # gone with its last instance
 
 
 def test_exec_streams_large_input_and_output_at_once(daemon: Daemon) -> None:
     """Input and output flow together (no deadlock when both exceed the socket buffers)."""
     daemon.ok("launch", "bb", "lxt-cat", "-q")
-    try:
+    with daemon.deleted_afterwards("lxt-cat"):
         payload = os.urandom(24 * 1024 * 1024)
         r = subprocess.run([LXCTL, "exec", "lxt-cat", "--", "cat"], env=daemon.env,
                            input=payload, capture_output=True, timeout=120)
         assert r.returncode == 0
         assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(payload).digest()
-    finally:
-        daemon.ok("delete", "--force", "lxt-cat")
 
 
 def test_addresses_are_shown(daemon: Daemon) -> None:
@@ -313,28 +317,27 @@ def test_addresses_are_shown(daemon: Daemon) -> None:
     container gets one end of a veth pair (created down, never addressed in the root
     namespace) whose other end lives in a namespace made for this test."""
     ns, inner, outer = "lxt-addr-ns", "lxtaddr0", "lxtaddr1"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
     try:
         subprocess.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer,
-                        "netns", ns], check=True)
+                        "netns", ns], check=True, timeout=30)
         raw = "\n".join([
             "lxc.net.0.type = phys", f"lxc.net.0.link = {inner}", "lxc.net.0.name = eth0",
             "lxc.net.0.flags = up", "lxc.net.0.ipv4.address = 10.251.77.5/24",
             "lxc.net.0.ipv6.address = fd42:77::5/64",
         ])
         daemon.ok("launch", "bb", "lxt-addr", "-q", "-c", f"raw.lxc={raw}")
-        try:
+        with daemon.deleted_afterwards("lxt-addr"):
             row = wait_for(lambda: (line := daemon.ok("list", "lxt-addr", "-f", "csv", "-c",
                                                       "n46")) and "fd42:77::5" in line and line)
             assert row.strip() == "lxt-addr,10.251.77.5 (eth0),fd42:77::5 (eth0)"
             info = daemon.ok("info", "lxt-addr")
             assert "inet:  10.251.77.5/24 (global)" in info
             assert "inet6:  fd42:77::5/64 (global)" in info
-        finally:
-            daemon.ok("delete", "--force", "lxt-addr")
     finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
-        subprocess.run(["ip", "link", "delete", inner], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "delete", ns], check=False, timeout=30)
+        subprocess.run(["ip", "link", "delete", inner], check=False, capture_output=True,
+                       timeout=30)
     assert not Path(f"/sys/class/net/{inner}").exists()
 
 

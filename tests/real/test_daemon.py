@@ -4,20 +4,30 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Daemon, cgroup_prefix, wait_for
+import yaml
+from harness import VENV_BIN, Daemon, cgroup_prefix, wait_for
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "contrib" / "example-plugin"
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a helper process the test started, if it still runs."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
 
 
 def _db_counts(d: Daemon) -> dict[str, int]:
@@ -60,17 +70,21 @@ def test_kill9_and_restart_readopts_running_containers(fresh_daemon: Daemon) -> 
     slow = subprocess.Popen(["lxctl", "stop", "lxt-slowstop", "--timeout", "60"], env=d.env,
                             executable=str(Path(sys.executable).parent / "lxctl"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def running_ops() -> list[str]:
         ops = json.loads(d.ok("operation", "list", "-f", "json"))
         return [op["id"] for op in ops if op["status"] == "Running"]
 
-    interrupted_ids = wait_for(running_ops)
-    # one action at a time per instance: the lock answers at once, naming the holder
-    r = d.cli("start", "lxt-slowstop")
-    assert r.returncode == 1 and 'busy running a "stop" operation' in r.stderr
-    assert d.states()["lxt-slowstop"] == "STOPPING"
-    d.kill9()  # ... is interrupted by a crash of the daemon
-    slow.wait(10)
+    try:
+        interrupted_ids = wait_for(running_ops)
+        # one action at a time per instance: the lock answers at once, naming the holder
+        r = d.cli("start", "lxt-slowstop")
+        assert r.returncode == 1 and 'busy running a "stop" operation' in r.stderr
+        assert d.states()["lxt-slowstop"] == "STOPPING"
+        d.kill9()  # ... is interrupted by a crash of the daemon
+        slow.wait(10)
+    finally:
+        _reap(slow)
     assert d.proc is not None and d.proc.returncode == -9
     d.start()
     assert d.states()["lxt-survivor"] == "RUNNING"
@@ -112,13 +126,16 @@ def test_sigterm_does_not_wait_out_a_long_stop(workdir: Path) -> None:
         stopper = subprocess.Popen([str(Path(sys.executable).parent / "lxctl"), "stop",
                                     "lxt-deaf", "--timeout", "120"], env=d.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: any(op["status"] == "Running" for op in
-                             json.loads(d.ok("operation", "list", "-f", "json"))))
-        t0 = time.monotonic()
-        d.terminate(timeout=20)
-        assert d.proc is not None and d.proc.returncode == 0
-        assert time.monotonic() - t0 < 10
-        stopper.wait(10)
+        try:
+            wait_for(lambda: any(op["status"] == "Running" for op in
+                                 json.loads(d.ok("operation", "list", "-f", "json"))))
+            t0 = time.monotonic()
+            d.terminate(timeout=20)
+            assert d.proc is not None and d.proc.returncode == 0
+            assert time.monotonic() - t0 < 10
+            stopper.wait(10)
+        finally:
+            _reap(stopper)
         d.start()
         assert d.states()["lxt-deaf"] == "RUNNING"  # left as it was, re-adopted
     finally:
@@ -166,57 +183,60 @@ def _raw(d: Daemon, payload: bytes) -> list[Any]:
 
 def test_bad_input_gets_errors_and_changes_nothing(daemon: Daemon) -> None:
     daemon.ok("init", "bb", "lxt-keep", "-q")
+    with daemon.deleted_afterwards("lxt-keep"):
+        _send_bad_input(daemon)
+
+
+def _send_bad_input(daemon: Daemon) -> None:
+    """Each kind of bad input gets its error; then the daemon is up and unchanged."""
     before, states_before = _db_counts(daemon), daemon.states()
-    try:
-        cases: list[tuple[bytes, int, str]] = [
-            (b'{"jsonrpc": "2.0", "id": 1, "method": "instance.get", "params": {', -32700,
-             "Parse error"),
-            (b'{"jsonrpc": "2.0", "id": 2, "method": "instance.stop", '
-             b'"params": {"name": "lxt-keep", "force": "yes"}}', -32602,
-             "'force' must be a boolean, got a string"),
-            (b'{"jsonrpc": "2.0", "id": 3, "method": "instance.explode", "params": {}}', -32601,
-             "instance.explode"),
-            (b'{"jsonrpc": "2.0", "id": 4, "method": "instance.start", '
-             b'"params": {"name": "lxt-nothere"}}', -32001, "'lxt-nothere' not found"),
-            (b'{"jsonrpc": "2.0", "id": 5, "method": "instance.create", '
-             b'"params": {"image": "bb", "name": "foo.bar"}}', -32003, "Invalid instance name"),
-            (b'{"jsonrpc": "2.0", "id": 6, "method": "instance.create", '
-             b'"params": {"image": "bb", "name": "lxt-keep"}}', -32002, "already exists"),
-            (b'{"jsonrpc": "2.0", "id": 7, "method": 42}', -32600, "Invalid request"),
-            (b'{"jsonrpc": "2.0", "id": 8, "method": "instance.delete", "params": ["lxt-keep", '
-             b'false, "extra"]}', -32602, "at most 2 positional"),
-        ]
-        for payload, code, needle in cases:
-            (response,) = _raw(daemon, payload + b"\n")
-            assert response["error"]["code"] == code, (payload, response)
-            assert needle in response["error"]["message"], (payload, response)
+    cases: list[tuple[bytes, int, str]] = [
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "instance.get", "params": {', -32700,
+         "Parse error"),
+        (b'{"jsonrpc": "2.0", "id": 2, "method": "instance.stop", '
+         b'"params": {"name": "lxt-keep", "force": "yes"}}', -32602,
+         "'force' must be a boolean, got a string"),
+        (b'{"jsonrpc": "2.0", "id": 3, "method": "instance.explode", "params": {}}', -32601,
+         "instance.explode"),
+        (b'{"jsonrpc": "2.0", "id": 4, "method": "instance.start", '
+         b'"params": {"name": "lxt-nothere"}}', -32001, "'lxt-nothere' not found"),
+        (b'{"jsonrpc": "2.0", "id": 5, "method": "instance.create", '
+         b'"params": {"image": "bb", "name": "foo.bar"}}', -32003, "Invalid instance name"),
+        (b'{"jsonrpc": "2.0", "id": 6, "method": "instance.create", '
+         b'"params": {"image": "bb", "name": "lxt-keep"}}', -32002, "already exists"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": 42}', -32600, "Invalid request"),
+        (b'{"jsonrpc": "2.0", "id": 8, "method": "instance.delete", "params": ["lxt-keep", '
+         b'false, "extra"]}', -32602, "at most 2 positional"),
+    ]
+    for payload, code, needle in cases:
+        (response,) = _raw(daemon, payload + b"\n")
+        assert response["error"]["code"] == code, (payload, response)
+        assert needle in response["error"]["message"], (payload, response)
 
-        # a 10 MB message is refused, and the same connection keeps working
-        big = b'{"jsonrpc": "2.0", "id": 9, "method": "server.info", "params": {"x": "' + \
-            b"a" * (10 * 1024 * 1024) + b'"}}\n'
-        ok = b'{"jsonrpc": "2.0", "id": 10, "method": "instance.get", ' \
-             b'"params": {"name": "lxt-keep"}}\n'
-        responses = _raw(daemon, big + ok)
-        assert responses[0]["error"]["code"] == -32011
-        assert "exceeds the limit" in responses[0]["error"]["message"]
-        assert responses[1]["id"] == 10 and responses[1]["result"]["name"] == "lxt-keep"
+    # a 10 MB message is refused, and the same connection keeps working
+    big = b'{"jsonrpc": "2.0", "id": 9, "method": "server.info", "params": {"x": "' + \
+        b"a" * (10 * 1024 * 1024) + b'"}}\n'
+    ok = b'{"jsonrpc": "2.0", "id": 10, "method": "instance.get", ' \
+         b'"params": {"name": "lxt-keep"}}\n'
+    responses = _raw(daemon, big + ok)
+    assert responses[0]["error"]["code"] == -32011
+    assert "exceeds the limit" in responses[0]["error"]["message"]
+    assert responses[1]["id"] == 10 and responses[1]["result"]["name"] == "lxt-keep"
 
-        # a batch mixing good and bad requests answers each
-        batch = json.dumps([
-            {"jsonrpc": "2.0", "id": "a", "method": "instance.get", "params": {"name": "lxt-keep"}},
-            {"jsonrpc": "2.0", "id": "b", "method": "instance.get", "params": {"name": 1}},
-            {"jsonrpc": "2.0", "method": "instance.start", "params": {"name": "-bad-"}},
-        ]).encode() + b"\n"
-        (answers,) = _raw(daemon, batch)
-        assert [a["id"] for a in answers] == ["a", "b"]
-        assert answers[1]["error"]["code"] == -32602
-    finally:
-        assert daemon.cli("list").returncode == 0  # the daemon is still up
+    # a batch mixing good and bad requests answers each
+    batch = json.dumps([
+        {"jsonrpc": "2.0", "id": "a", "method": "instance.get", "params": {"name": "lxt-keep"}},
+        {"jsonrpc": "2.0", "id": "b", "method": "instance.get", "params": {"name": 1}},
+        {"jsonrpc": "2.0", "method": "instance.start", "params": {"name": "-bad-"}},
+    ]).encode() + b"\n"
+    (answers,) = _raw(daemon, batch)
+    assert [a["id"] for a in answers] == ["a", "b"]
+    assert answers[1]["error"]["code"] == -32602
+    # the daemon is still up, and nothing changed
+    assert daemon.cli("list").returncode == 0
     assert daemon.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
-    after = _db_counts(daemon)
-    assert after == before
+    assert _db_counts(daemon) == before
     assert daemon.states() == states_before
-    daemon.ok("delete", "lxt-keep")
 
 
 def test_pipelined_requests_are_all_answered(daemon: Daemon) -> None:
@@ -259,32 +279,65 @@ def test_peer_credentials_decide_access(daemon: Daemon) -> None:
 
 
 # ---------------------------------------------------------------------------- plugins
+def _pip_list() -> list[str]:
+    r = subprocess.run([str(VENV_BIN / "pip"), "list", "--format=freeze",
+                        "--disable-pip-version-check"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return [line.split("==")[0].lower() for line in r.stdout.splitlines()]
+
+
 @pytest.fixture(scope="module")
-def example_plugin(workdir: Path) -> None:
-    """Install the example third-party plugin into this environment, as a user would
-    (from a copy: building writes into the source tree)."""
-    source = workdir / "example-plugin"
+def example_plugin(workdir: Path) -> Iterator[dict[str, str]]:
+    """The example third-party plugin, installed as a user would but into a directory of
+    its own; yields the environment that puts it on a daemon's PYTHONPATH (entry points
+    are found on sys.path). Built from a copy: building writes into the source tree.
+    Nothing lands in the venv, which is checked afterwards."""
+    source, target = workdir / "example-plugin", workdir / "example-plugin-site"
     shutil.copytree(EXAMPLE_PLUGIN, source, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    shutil.rmtree(target, ignore_errors=True)
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--no-build-isolation",
-                        "--disable-pip-version-check", str(source)],
+                        "--no-build-isolation", "--disable-pip-version-check",
+                        "--target", str(target), str(source)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    path = os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p)
+    yield {"PYTHONPATH": path}
+    shutil.rmtree(target, ignore_errors=True)
+    assert "lxctl-example" not in _pip_list()
 
 
-def test_third_party_plugin_is_loaded(example_plugin: None, fresh_daemon: Daemon) -> None:
-    d = fresh_daemon
-    info = json.loads(json.dumps(d.rpc({"jsonrpc": "2.0", "id": 1,
-                                        "method": "server.info"})["result"]))
-    plugins = {p["name"]: p for p in info["plugins"]}
+@pytest.fixture
+def plugin_daemon(workdir: Path, example_plugin: dict[str, str]) -> Iterator[Daemon]:
+    """A daemon of its own that sees the example plugin, with the ``bb`` image."""
+    d = Daemon(workdir / "plugin", env=example_plugin)
+    try:
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d
+    finally:
+        d.cleanup()
+
+
+def _plugins(d: Daemon) -> dict[str, dict[str, Any]]:
+    info = d.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
+    return {p["name"]: p for p in info["plugins"]}
+
+
+def test_third_party_plugin_is_loaded(plugin_daemon: Daemon, daemon: Daemon) -> None:
+    d = plugin_daemon
+    plugins = _plugins(d)
     assert plugins["example"]["package"] == "lxctl-example"
     assert plugins["example"]["version"] == "0.1.0"
+    assert "example" not in _plugins(daemon)  # only where it is on the path
     assert {"storage-dir", "hypervisor-lxc", "auth-peer"} <= set(plugins)
     assert plugins["storage-dir"]["drivers"] == ["storage:dir"]
     assert plugins["hypervisor-lxc"]["drivers"] == ["hypervisor:lxc"]
     assert plugins["auth-peer"]["drivers"] == ["auth:peer"]
-    assert "name: example" in d.ok("info")
+    # the CLI's `info` shows what server.info says
+    shown = yaml.safe_load(d.ok("info"))
+    assert {p["name"]: p for p in shown["plugins"]} == plugins
     hello = d.rpc({"jsonrpc": "2.0", "id": 2, "method": "example.hello",
                    "params": {"name": "lxd"}})
     assert hello["result"] == {"greeting": "Hello, lxd!", "caller": "root"}
@@ -297,8 +350,8 @@ def test_third_party_plugin_is_loaded(example_plugin: None, fresh_daemon: Daemon
     assert counts == 1
 
 
-def test_plugin_can_be_disabled_by_name(example_plugin: None, workdir: Path) -> None:
-    d = Daemon(workdir / "disabled")
+def test_plugin_can_be_disabled_by_name(example_plugin: dict[str, str], workdir: Path) -> None:
+    d = Daemon(workdir / "disabled", env=example_plugin)  # found, then disabled
     d.dir.mkdir(parents=True)
     (d.dir / "lxctld.toml").write_text('[plugins]\ndisabled = ["example"]\n')
     try:
