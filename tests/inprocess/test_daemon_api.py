@@ -242,3 +242,34 @@ async def test_projects_keep_instances_apart(tmp_path: Path) -> None:
             with pytest.raises(RpcError, match="not found in project 'p2'"):
                 await c.call("instance.get", name="c1", project="p2")
             assert [p["name"] for p in await c.call("project.list")] == ["default", "p2"]
+
+
+async def test_a_daemon_starts_on_a_foundation_database(tmp_path: Path) -> None:
+    """A state dir written by the foundation's daemon (schema 1): migrated at start, its
+    running instance started again, its image and profile still there."""
+    import json
+
+    from lxctl.state.sqlite import connect, migrate
+
+    directory = tmp_path / "d"
+    directory.mkdir()
+    db = connect(directory / "lxctl.db")
+    migrate(db, directory / "lxctl.db", target=1)
+    root = {"root": {"type": "disk", "path": "/", "pool": "default"}}
+    db.execute("INSERT INTO storage_pools VALUES ('default', 'fake', '{}', '')")
+    db.execute("INSERT INTO profiles VALUES ('default', '{}', ?, '')", (json.dumps(root),))
+    db.execute("INSERT INTO images VALUES ('abc', 'abc.tar', 1, 'x86_64', 'container', '{}', "
+               "0, 0, 0)")
+    db.execute("INSERT INTO image_aliases VALUES ('old', 'abc')")
+    db.execute("INSERT INTO instances VALUES ('c1', 'container', 'x86_64', '', '{}', '{}', "
+               "'[\"default\"]', 0, 1, 2, 'Running')")
+    db.close()
+    with trio.fail_after(20):
+        async with daemon(directory) as d:
+            c = await d.client()
+            (inst,) = await c.call("instance.list")
+            assert (inst["name"], inst["project"], inst["status"]) == ("c1", "default",
+                                                                        "Running")
+            assert (await c.call("image.get", image="old"))["fingerprint"] == "abc"
+            await c.wait(await c.call("instance.delete", name="c1", force=True))
+            assert await d.app.store.read(lambda t: t.volume_list(None, None)) == []
