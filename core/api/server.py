@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from lxctl import API_VERSION, __version__
@@ -47,7 +48,7 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
         "plugins_disabled": app.hooks.blocked(),
         "drivers": drivers,
         "drivers_unsupported": app.drivers.unsupported,
-        "warnings": [w.__dict__ for w in app.availability.warnings.values() if not w.resolved],
+        "warnings": [asdict(w) for w in app.availability.warnings.values() if not w.resolved],
         "methods": app.methods.names(),
     }
 

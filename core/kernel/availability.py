@@ -47,7 +47,7 @@ class _Waiting:
 
 
 @dataclass
-class Warning:
+class AvailabilityWarning:
     kind: str
     name: str
     message: str
@@ -64,7 +64,7 @@ class Availability:
     _waiting: list[_Waiting] = field(default_factory=list)
     _wake: trio.Event = field(default_factory=trio.Event)
     _nursery: trio.Nursery | None = None
-    warnings: dict[Key, Warning] = field(default_factory=dict)
+    warnings: dict[Key, AvailabilityWarning] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ resources
     async def add(self, kind: str, name: str, bring_up: BringUp, source: str = "") -> bool:
@@ -104,7 +104,7 @@ class Availability:
         key = (res.kind, res.name)
         warning = self.warnings.get(key)
         if warning is None or warning.resolved:
-            self.warnings[key] = Warning(res.kind, res.name, reason)
+            self.warnings[key] = AvailabilityWarning(res.kind, res.name, reason)
         else:
             warning.count += 1
             warning.message = reason

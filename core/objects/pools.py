@@ -16,7 +16,6 @@ from typing import cast
 import trio
 
 from lxctl.config.schema import ConfigSchema, Scope
-from lxctl.drivers.devices import MountedVolume
 from lxctl.drivers.registry import Drivers
 from lxctl.drivers.storage import (
     ContentType,
@@ -61,7 +60,8 @@ class Pools:
         """On first start: a ``default`` pool, ``dir`` where that driver is loaded."""
         if not await self.store.read(lambda t: t.pool_list()):
             names = self.drivers.names("storage")
-            await self.create("default", "dir" if "dir" in names or not names else names[0], {})
+            driver = "dir" if "dir" in names or not names else names[0]
+            await self.create("default", driver, {})
 
     async def create(self, name: str, driver_name: str, config: dict[str, str],
                      description: str = "") -> PoolRecord:
@@ -77,7 +77,7 @@ class Pools:
             with trio.CancelScope(shield=True):
                 await driver.delete_pool(rec)
             raise
-        await self.availability.add(KIND, name, lambda: driver.mount_pool(rec), source(name))
+        await self.availability.add(KIND, name, self._mounter(rec), source(name))
         self.bus.publish(lifecycle("storage-pool-created", source(name)))
         return rec
 
@@ -111,21 +111,15 @@ class Pools:
                                   f"{volume.content} content", driver=info.name)
 
     # ------------------------------------------------------------------ volumes
-    async def _from_image(self, pool: PoolRecord, driver: StorageDriver, volume: Volume,
-                          image: ImageSource) -> None:
+    async def create_from_image(self, pool: PoolRecord, driver: StorageDriver, volume: Volume,
+                                image: ImageSource) -> None:
+        """A volume with an image's content: from the image volume where the driver
+        keeps one (made once per variant, concurrent callers wait), else the tarball."""
+        self.check_supports(driver.info, volume)
         if driver.info.optimized_images:
             async with self._image_locks[(pool.name, image.variant)]:
                 await driver.ensure_image_volume(pool, image)
         await driver.create_volume_from_image(pool, volume, image)
-
-    async def create_from_image(self, pool: PoolRecord, driver: StorageDriver, volume: Volume,
-                                image: ImageSource) -> None:
-        self.check_supports(driver.info, volume)
-        await self._from_image(pool, driver, volume, image)
-
-    async def mount(self, pool: PoolRecord, driver: StorageDriver,
-                    volume: Volume) -> MountedVolume:
-        return await driver.mount_volume(pool, volume)
 
     async def forget_image(self, fingerprint: str) -> None:
         """An image is gone: drop its image volumes where the drivers keep them."""
