@@ -103,3 +103,48 @@ def test_projects_through_the_socket(daemon: Daemon) -> None:
     r = daemon.rpc({"jsonrpc": "2.0", "id": 2, "method": "instance.list",
                     "params": {"project": "nope/x"}})
     assert r["error"]["code"] == -32003 and "Invalid project name" in r["error"]["message"]
+
+
+def _create(d: Daemon, name: str, devices: dict[str, dict[str, str]]) -> None:
+    reply = d.rpc({"jsonrpc": "2.0", "id": 1, "method": "instance.create",
+                   "params": {"image": "bb", "name": name, "start": True,
+                              "devices": devices}})
+    assert "result" in reply, reply
+    done = d.rpc({"jsonrpc": "2.0", "id": 2, "method": "operation.wait",
+                  "params": {"id": reply["result"]["id"], "timeout": 60}}, timeout=90)
+    assert done["result"]["status"] == "Success", done
+
+
+def test_lxc_renders_the_devices_it_declares(daemon: Daemon, workdir: Path) -> None:
+    """Typed devices from the core, rendered by the LXC driver: a read-only host
+    directory, a character device, and a physical NIC (one end of a veth pair whose
+    other end lives in a namespace of this test; nothing is addressed or routed)."""
+    shared = workdir / "lxt-shared-dir"
+    shared.mkdir(mode=0o755)
+    (shared / "hello").write_text("from the host\n")
+    ns, inner, outer = "lxt-dev-ns", "lxtdev0", "lxtdev1"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
+    try:
+        subprocess.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer,
+                        "netns", ns], check=True, timeout=30)
+        with daemon.deleted_afterwards("lxt-devices"):
+            _create(daemon, "lxt-devices", {
+                "data": {"type": "disk", "source": str(shared), "path": "/mnt/data",
+                         "readonly": "true"},
+                "zero": {"type": "unix-char", "source": "/dev/zero", "path": "/dev/lxtzero"},
+                "eth1": {"type": "nic", "nictype": "physical", "parent": inner,
+                         "name": "eth1"},
+            })
+            run = ["exec", "lxt-devices", "--"]
+            assert daemon.ok(*run, "cat", "/mnt/data/hello") == "from the host\n"
+            r = daemon.cli(*run, "touch", "/mnt/data/new")
+            assert r.returncode != 0 and not (shared / "new").exists()  # read-only
+            assert daemon.ok(*run, "sh", "-c", "head -c 4 /dev/lxtzero | od -An -tx1") \
+                .split() == ["00", "00", "00", "00"]
+            assert "eth1" in daemon.ok(*run, "ip", "link", "show", "eth1")
+        wait_for(lambda: Path(f"/sys/class/net/{inner}").exists())  # back on the host
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False, timeout=30)
+        subprocess.run(["ip", "link", "delete", inner], check=False, capture_output=True,
+                       timeout=30)
+        shutil.rmtree(shared, ignore_errors=True)
