@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from harness import Daemon
+from harness import Daemon, daemon_with_image
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,12 +99,7 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
 @pytest.fixture
 def fresh_daemon(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Daemon]:
     """A daemon of the test's own, with the ``bb`` image."""
-    d = Daemon(workdir / f"d-{request.node.name[:40]}")
-    try:
-        d.start()
-        d.ok("image", "build", "busybox", "--alias", "bb")
+    with daemon_with_image(workdir / f"d-{request.node.name[:40]}") as d:
         yield d
-    finally:
-        d.cleanup()
 
 

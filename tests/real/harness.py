@@ -225,6 +225,19 @@ class OutputLines:
         return self.lines
 
 
+@contextmanager
+def daemon_with_image(directory: Path, env: Mapping[str, str] | None = None
+                      ) -> Iterator[Daemon]:
+    """A started daemon of its own with the ``bb`` image; cleaned up afterwards."""
+    d = Daemon(directory, env=env)
+    try:
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d
+    finally:
+        d.cleanup()
+
+
 def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:

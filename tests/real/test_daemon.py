@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import VENV_BIN, Daemon, cgroup_prefix, wait_for
+from harness import VENV_BIN, Daemon, cgroup_prefix, daemon_with_image, wait_for
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "contrib" / "example-plugin"
 
@@ -311,13 +311,8 @@ def example_plugin(workdir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def plugin_daemon(workdir: Path, example_plugin: dict[str, str]) -> Iterator[Daemon]:
     """A daemon of its own that sees the example plugin, with the ``bb`` image."""
-    d = Daemon(workdir / "plugin", env=example_plugin)
-    try:
-        d.start()
-        d.ok("image", "build", "busybox", "--alias", "bb")
+    with daemon_with_image(workdir / "plugin", env=example_plugin) as d:
         yield d
-    finally:
-        d.cleanup()
 
 
 def _plugins(d: Daemon) -> dict[str, dict[str, Any]]:
