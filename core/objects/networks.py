@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from lxctl.drivers.devices import NicDevice
 from lxctl.drivers.registry import Drivers
-from lxctl.errors import Unavailable
+from lxctl.errors import InvalidArgument, Unavailable
 from lxctl.kernel.availability import Availability
 from lxctl.kernel.events import EventBus
 from lxctl.state.records import InstanceRecord, NetworkRecord
@@ -74,7 +74,13 @@ class Networks:
                    config: Mapping[str, str]) -> NicDevice:
         rec = await self.get(inst.project, config["network"])
         self.availability.require(KIND, key(rec.project, rec.name), f"Network {rec.name!r}")
-        nic = await self.drivers.network(rec.type).plug(rec, inst, device, config)
+        driver = self.drivers.network(rec.type)
+        nictype = config.get("nictype")
+        if nictype is not None and nictype not in driver.info.nic_types:
+            raise InvalidArgument(
+                f"Device {device!r}: network {rec.name!r} ({rec.type}) takes no {nictype} "
+                f"NICs (it takes: {', '.join(sorted(driver.info.nic_types))})", device=device)
+        nic = await driver.plug(rec, inst, device, config)
         self._plugged.setdefault(inst.key, []).append((rec, nic))
         return nic
 

@@ -191,6 +191,11 @@ async def test_networks_come_up_in_tiers_and_plug_nics_as_data(tmp_path: Path) -
             with trio.fail_after(5):
                 while (await c.call("network.list"))[1]["status"] != "Created":
                     await trio.sleep(0.01)
+            await c.wait(await c.call("instance.create", image="img", name="c2", devices={
+                "eth0": {"type": "nic", "network": "net1", "nictype": "macvlan"}}))
+            with pytest.raises(RpcError, match="network 'net1' \\(fakenet\\) takes no macvlan"):
+                await c.wait(await c.call("instance.start", name="c2"))
+            assert not any(n == "net.plug" and a[1] == "c2" for n, a in d.world.calls)
             await c.wait(await c.call("instance.start", name="c1"))
             devices = d.world.started_with["c1"]
             assert isinstance(devices[0], DiskDevice) and devices[0].path == "/"
