@@ -184,3 +184,23 @@ METHODS: dict[str, Method] = {
     "instance.delete": instance_delete,
     "instance.exec": instance_exec,
 }
+
+
+async def instance_update(
+    ctx: CallContext,
+    name: str,
+    config: dict[str, str] | None = None,
+    devices: dict[str, dict[str, str]] | None = None,
+    description: str | None = None,
+    *,
+    project: str = "default",
+) -> dict[str, Any]:
+    """Replace the instance's ``config`` (its daemon-managed ``volatile.*`` keys stay),
+    ``devices`` and/or ``description``: whichever are given, checked as at create."""
+    app = app_of(ctx)
+    rec = await app.instances.update(project_name(project), name, config=config,
+                                     devices=devices, description=description)
+    return (await app.instances.describe([rec], full=False))[0]
+
+
+METHODS["instance.update"] = instance_update

@@ -25,6 +25,8 @@ Instances:
   delete NAME...          Delete instances (--force; aliases: rm, remove)
   list [FILTER...]        List instances (--format, --columns; alias: ls)
   info [NAME]             Show instance or server information
+  config KEY|device ...   Instance config: get, set, unset, show, edit; device add,
+                          remove, set, unset, get, list, show
   exec NAME -- CMD...     Run a command in an instance (--env, --cwd, --user)
 
 Images, storage and the daemon:
@@ -61,6 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("admin", "admin"),
     "storage": ("storage", "storage"),
     "profile": ("profile", "profile"),
+    "config": ("config", "config"),
     "version": ("version", "version"),
 }
 

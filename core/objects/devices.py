@@ -84,6 +84,22 @@ def check(devices: Mapping[str, Any]) -> None:
             raise _fail(name, "a proxy needs listen and connect")
 
 
+def check_sources(devices: Mapping[str, Any]) -> None:
+    """Host paths the devices name must exist, and no two devices share a path in the
+    instance (blocking: stats; run in a worker thread)."""
+    paths: dict[str, str] = {}
+    for name, conf in sorted(devices.items()):
+        dtype = conf.get("type")
+        path = conf.get("path")
+        if dtype in ("disk", "unix-char", "unix-block") and path:
+            if path in paths:
+                raise _fail(name, f"path {path} is also used by device {paths[path]!r}")
+            paths[path] = name
+        source = conf.get("source")
+        if dtype == "disk" and source and "pool" not in conf and not os.path.exists(source):
+            raise _fail(name, f"source {source} does not exist")
+
+
 def root_disk(devices: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
     for name, conf in devices.items():
         if conf.get("type") == "disk" and conf.get("path") == "/":

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import trio
+
 from lxctl.config.schema import Scope
 from lxctl.drivers.hypervisor import HypervisorDriver
 from lxctl.drivers.storage import ImageSource, StorageDriver, Volume
@@ -57,6 +59,7 @@ class Create(InstanceBase):
         effective = replace(rec, config=expanded_config)  # what the hypervisor sees
         device_rules.check(expanded)
         check_device_support(hypervisor, expanded)
+        await trio.to_thread.run_sync(device_rules.check_sources, expanded)
         root = device_rules.root_disk(expanded)
         if root is None:
             raise InvalidArgument("No root disk device: the profiles give the instance no "

@@ -1,0 +1,76 @@
+"""Changing an instance's config, devices and description (``config set/unset/edit``,
+``config device ...``): checked as at create, applied as one record update.
+
+A running instance takes a device change only where the hypervisor declares it can
+hot-plug that device type; otherwise the change is refused and nothing changes. Keys
+take effect at the next start (live application of limits comes with the limits work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import trio
+
+from lxctl.config.schema import VOLATILE_PREFIX, Scope
+from lxctl.errors import InvalidArgument, InvalidState
+from lxctl.objects import devices as device_rules
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord
+from lxctl.objects.instances.create import check_device_support
+from lxctl.objects.profiles import expand
+
+
+class Update(InstanceBase):
+    async def update(
+        self, project: str, name: str, *, config: dict[str, str] | None = None,
+        devices: dict[str, dict[str, str]] | None = None, description: str | None = None,
+    ) -> InstanceRecord:
+        """Replace what is given (as Incus's PUT): ``config`` (its ``volatile.*`` keys
+        are the daemon's and stay), ``devices``, ``description``."""
+        rec = await self.get(project, name)
+        hypervisor = self.hypervisor(rec)
+        changed = replace(rec, config=dict(rec.config), devices=dict(rec.devices))
+        if config is not None:
+            volatile = {k: v for k, v in rec.config.items() if k.startswith(VOLATILE_PREFIX)}
+            # a full config read back and sent again carries the daemon's keys: fine as
+            # long as they are unchanged
+            mine = {k: v for k, v in config.items()
+                    if not (k.startswith(VOLATILE_PREFIX) and volatile.get(k) == v)}
+            self.schema.check(Scope.INSTANCE, mine,
+                              owners=[f"hypervisor:{hypervisor.info.name}"],
+                              what=f"a {rec.type} instance")
+            changed.config = {**mine, **volatile}
+        if devices is not None:
+            changed.devices = dict(devices)
+        if description is not None:
+            changed.description = description
+        profiles = await self.profiles.by_name({rec.project})
+        _, old_devices = expand(rec, profiles)
+        expanded_config, new_devices = expand(changed, profiles)
+        device_rules.check(new_devices)
+        check_device_support(hypervisor, new_devices)
+        await trio.to_thread.run_sync(device_rules.check_sources, new_devices)
+        if device_rules.root_disk(new_devices) is None:
+            raise InvalidArgument(f"Instance {name!r} would have no root disk device",
+                                  instance=name)
+        hypervisor.rootfs_idmap(replace(changed, config=expanded_config))  # still runnable
+        async with self.holding(rec, "update"):
+            if old_devices != new_devices and await self.status(rec) != "Stopped":
+                self._check_hotplug(rec, old_devices, new_devices)
+            await self.store.write(lambda t: t.instance_update(changed))
+        self.event("instance-updated", changed)
+        return changed
+
+    def _check_hotplug(self, rec: InstanceRecord, old: dict[str, Any],
+                       new: dict[str, Any]) -> None:
+        hotplug = self.hypervisor(rec).info.hotplug
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) == new.get(name):
+                continue
+            kind = (new.get(name) or old.get(name) or {}).get("type", "")
+            if kind not in hotplug:
+                raise InvalidState(
+                    f"Device {name!r}: the {self.hypervisor(rec).info.name} driver cannot "
+                    f"change {kind} devices of a running instance; stop it first",
+                    instance=rec.name, device=name)

@@ -1,0 +1,102 @@
+"""Instance config and devices through ``instance.update``, in process, on fake drivers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from inproc import RpcError, daemon, import_image
+
+from lxctl.drivers.devices import DiskDevice
+
+ROOT = {"type": "disk", "path": "/", "pool": "default"}
+
+
+async def test_config_set_unset_round_trip_keeps_volatile_keys(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.wait(await c.call("instance.create", image="img", name="c1"))
+            before = await c.call("instance.get", name="c1")
+            volatile = {k: v for k, v in before["config"].items() if k.startswith("volatile.")}
+            assert volatile  # volatile.base_image
+            new = {**before["config"], "user.a": "1", "limits.memory": "1GiB"}
+            got = await c.call("instance.update", name="c1", config=new, description="hi")
+            assert got["config"]["user.a"] == "1" and got["description"] == "hi"
+            assert got["expanded_config"]["limits.memory"] == "1GiB"
+            # unset: the user's keys go, the daemon's stay even if the caller drops them
+            mine = {k: v for k, v in new.items()
+                    if k not in ("user.a", "limits.memory") and not k.startswith("volatile.")}
+            got = await c.call("instance.update", name="c1", config=mine)
+            assert "user.a" not in got["config"]
+            assert {k: got["config"][k] for k in volatile} == volatile
+            with pytest.raises(RpcError, match="managed by the daemon"):
+                await c.call("instance.update", name="c1",
+                             config={"volatile.base_image": "x"})
+            with pytest.raises(RpcError, match="managed by the daemon"):
+                await c.call("instance.update", name="c1", config={"volatile.new": "x"})
+
+
+async def test_bad_config_and_devices_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.wait(await c.call("instance.create", image="img", name="c1"))
+            before = await c.call("instance.get", name="c1")
+            host_dir = tmp_path / "shared"
+            host_dir.mkdir()
+            bad: dict[str, tuple[dict[str, Any], str]] = {
+                "unknown key": ({"config": {"bogus.key": "1"}},
+                                "Unknown configuration key: bogus.key"),
+                "bad value": ({"config": {"limits.memory": "lots"}},
+                              "Invalid value for 'limits.memory'"),
+                "unknown device type": ({"devices": {"x": {"type": "floppy"}}},
+                                        "unknown type 'floppy'"),
+                "unknown device key": ({"devices": {"x": {"type": "disk", "path": "/a",
+                                                          "source": str(host_dir),
+                                                          "colour": "red"}}},
+                                       "unknown key 'colour'"),
+                "missing source": ({"devices": {"x": {"type": "disk", "path": "/a",
+                                                      "source": str(tmp_path / "nope")}}},
+                                   "does not exist"),
+                "two on one path": ({"devices": {
+                    "x": {"type": "disk", "path": "/a", "source": str(host_dir)},
+                    "y": {"type": "disk", "path": "/a", "source": str(host_dir)}}},
+                    "path /a is also used by device 'x'"),
+                "no root left": ({"devices": {"root": {"type": "nic", "nictype": "p2p"}}},
+                                 "no root disk"),
+            }
+            for what, (change, message) in bad.items():
+                with pytest.raises(RpcError, match=message):
+                    await c.call("instance.update", name="c1", **change)
+                after = await c.call("instance.get", name="c1")
+                assert (after["config"], after["devices"]) == (before["config"],
+                                                             before["devices"]), what
+
+
+async def test_devices_of_a_running_instance_need_hotplug(tmp_path: Path) -> None:
+    """The fake hypervisor declares no hot-plug: a running instance's devices cannot
+    change (and the core never asks the driver); a stopped one's can."""
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.wait(await c.call("instance.create", image="img", name="c1", start=True))
+            host_dir = tmp_path / "shared"
+            host_dir.mkdir()
+            data = {"data": {"type": "disk", "path": "/mnt", "source": str(host_dir)}}
+            with pytest.raises(RpcError, match="cannot change disk devices of a running "
+                               "instance; stop it first"):
+                await c.call("instance.update", name="c1", devices=data)
+            assert (await c.call("instance.get", name="c1"))["devices"] == {}
+            await c.call("instance.update", name="c1", config={"user.live": "yes"})  # keys ok
+            await c.wait(await c.call("instance.stop", name="c1", force=True))
+            got = await c.call("instance.update", name="c1", devices=data)
+            assert got["devices"] == data and got["expanded_devices"]["root"] == ROOT
+            await c.wait(await c.call("instance.start", name="c1"))
+            assert [dev.path for dev in d.world.started_with["c1"]
+                    if isinstance(dev, DiskDevice)] == ["/", "/mnt"]

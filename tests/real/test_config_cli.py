@@ -1,0 +1,80 @@
+"""``lxctl config`` on a real daemon and container: keys, properties, devices, edit."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from harness import Daemon
+
+
+def test_config_keys_round_trip_through_the_cli(daemon: Daemon) -> None:
+    d = daemon
+    d.ok("launch", "bb", "lxt-cfg", "-q")
+    with d.deleted_afterwards("lxt-cfg"):
+        d.ok("config", "set", "lxt-cfg", "user.a=1", "limits.processes=100")
+        assert d.ok("config", "get", "lxt-cfg", "user.a") == "1\n"
+        d.ok("config", "set", "lxt-cfg", "user.b", "two words")  # Incus's KEY VALUE form
+        assert d.ok("config", "get", "lxt-cfg", "user.b") == "two words\n"
+        shown = d.ok("config", "show", "lxt-cfg")
+        assert "user.a: '1'" in shown and "volatile.base_image" in shown
+        assert "path: /" in d.ok("config", "show", "lxt-cfg", "--expanded")
+        d.ok("config", "unset", "lxt-cfg", "user.a")
+        assert d.ok("config", "get", "lxt-cfg", "user.a") == "\n"
+        for args, message in [
+            (("unset", "lxt-cfg", "user.a"), "it's not currently set"),
+            (("set", "lxt-cfg", "bogus.key=1"), "Unknown configuration key: bogus.key"),
+            (("set", "lxt-cfg", "limits.memory=lots"), "Invalid value for 'limits.memory'"),
+            (("set", "lxt-cfg", "-p", "colour=red"), "Unknown property 'colour'"),
+            (("frobnicate", "lxt-cfg"), "invalid choice"),
+        ]:
+            r = d.cli("config", *args)
+            assert r.returncode == 1 and r.stderr.startswith("Error: ") and message in r.stderr
+            assert len(r.stderr.splitlines()) == 1, r.stderr
+        d.ok("config", "set", "lxt-cfg", "--property", "description=web server")
+        assert d.ok("config", "get", "lxt-cfg", "-p", "description") == "web server\n"
+        assert "Description: web server" in d.ok("info", "lxt-cfg")
+
+
+def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:
+    d = daemon
+    shared = workdir / "lxt-cfg-share"
+    shared.mkdir(mode=0o755, exist_ok=True)
+    (shared / "note").write_text("shared\n")
+    d.ok("launch", "bb", "lxt-cfgdev", "-q")
+    try:
+        with d.deleted_afterwards("lxt-cfgdev"):
+            add = ("config", "device", "add", "lxt-cfgdev", "data", "disk",
+                   f"source={shared}", "path=/mnt/data", "readonly=true")
+            r = d.cli(*add)  # running: the lxc driver declares no hot-plug
+            assert r.returncode == 1 and "stop it first" in r.stderr
+            d.ok("stop", "lxt-cfgdev", "--force")
+            d.ok(*add)
+            assert d.ok("config", "device", "list", "lxt-cfgdev") == "data\nroot\n"
+            assert d.ok("config", "device", "get", "lxt-cfgdev", "data", "path") == \
+                "/mnt/data\n"
+            r = d.cli("config", "device", "add", "lxt-cfgdev", "more", "disk",
+                      f"source={shared}/nothing-here", "path=/mnt/more")
+            assert r.returncode == 1 and "does not exist" in r.stderr
+            r = d.cli("config", "device", "remove", "lxt-cfgdev", "root")
+            assert r.returncode == 1 and "comes from a profile" in r.stderr
+            d.ok("start", "lxt-cfgdev")
+            assert d.ok("exec", "lxt-cfgdev", "--", "cat", "/mnt/data/note") == "shared\n"
+            assert d.cli("exec", "lxt-cfgdev", "--", "touch", "/mnt/data/x").returncode != 0
+
+            # edit: YAML on standard input; a refused key changes nothing
+            shown = d.ok("config", "show", "lxt-cfgdev")
+            r = d.cli("config", "edit", "lxt-cfgdev",
+                      input=shown.replace("config:", "config:\n  bogus.key: x", 1))
+            assert r.returncode == 1 and "bogus.key" in r.stderr
+            r = d.cli("config", "edit", "lxt-cfgdev", input="config: [unclosed\n")
+            assert r.returncode == 1 and "invalid YAML" in r.stderr
+            assert d.ok("config", "show", "lxt-cfgdev") == shown
+            d.ok("config", "edit", "lxt-cfgdev",
+                 input=shown.replace("config:", "config:\n  user.edited: 'yes'", 1))
+            assert d.ok("config", "get", "lxt-cfgdev", "user.edited") == "yes\n"
+            d.ok("stop", "lxt-cfgdev", "--force")
+            d.ok("config", "device", "remove", "lxt-cfgdev", "data")
+            assert d.ok("config", "device", "list", "lxt-cfgdev") == "root\n"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
