@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from lxctl.api.context import app_of, project_name
+from lxctl.config.instance_types import limits_for
 from lxctl.drivers.hypervisor import ExecRequest, StreamInput
 from lxctl.errors import InvalidArgument
 from lxctl.rpc import Method
@@ -52,9 +53,13 @@ async def instance_create(
     description: str = "",
     *,
     devices: dict[str, dict[str, str]] | None = None,
+    instance_type: str | None = None,
     project: str = "default",
 ) -> dict[str, Any]:
-    """Create an instance from an image (and start it: ``launch``)."""
+    """Create an instance from an image (and start it: ``launch``); ``instance_type``
+    (c2-m4, t2.micro ...) sets limits.cpu and limits.memory unless ``config`` does."""
+    if instance_type is not None:
+        config = {**limits_for(instance_type), **(config or {})}
     op = await app_of(ctx).instances.create(
         project=project_name(project),
         name=name,

@@ -3,12 +3,27 @@
 
 from __future__ import annotations
 
+import re
+
 from lxctl.config.schema import ConfigKey, KeyType, Scope
 
 
-def _power(value: str) -> None:
-    if value not in ("Running", "Stopped", "Frozen"):
-        raise ValueError("must be Running, Stopped or Frozen")
+def _cpus(value: str) -> None:
+    """A CPU count (``2``) or a pinning set (``0-1,3``)."""
+    if value.isdigit():
+        if int(value) < 1:
+            raise ValueError("must be at least 1")
+        return
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+        raise ValueError("must be a count (2) or a set of CPUs (0-1,3)")
+
+
+def _allowance(value: str) -> None:
+    """``50%`` (of one CPU's time, as a share) or ``25ms/100ms`` (a hard quota)."""
+    if re.fullmatch(r"\d{1,3}%", value) and 0 < int(value[:-1]) <= 100:
+        return
+    if not re.fullmatch(r"\d+ms/\d+ms", value):
+        raise ValueError("must be a percentage (50%) or a quota (25ms/100ms)")
 
 
 _I = Scope.INSTANCE
@@ -25,6 +40,13 @@ INSTANCE_KEYS = (
               doc="Memory limit, in bytes (256MiB) or as a percentage of the host's"),
     ConfigKey("limits.processes", _I, KeyType.INTEGER, live=True,
               doc="Maximum number of processes"),
+    ConfigKey("limits.cpu", _I, live=True, validate=_cpus,
+              doc="CPUs: a count (spread from CPU 0) or a set to pin to (0-1,3)"),
+    ConfigKey("limits.cpu.allowance", _I, live=True, validate=_allowance,
+              doc="CPU time: 50% (a share under contention) or 25ms/100ms (a hard quota)"),
+    ConfigKey("limits.memory.swap", _I, KeyType.BOOL, "true", live=True,
+              doc="Whether the instance may use swap beyond limits.memory"),
+
     ConfigKey("boot.autostart", _I, KeyType.BOOL, live=True,
               doc="Start the instance when the daemon starts, whatever its last state"),
     ConfigKey("user.", _I, live=True, doc="Free-form user keys"),

@@ -22,6 +22,7 @@ class HypervisorInfo:
     instance_types: frozenset[str]  # container, virtual-machine
     device_types: frozenset[str]  # what start() renders: disk, nic, unix-char, ...
     hotplug: frozenset[str] = frozenset()  # what hotplug()/hot_unplug() take live
+    live_config: frozenset[str] = frozenset()  # keys apply_config() sets on a running one
     config_keys: tuple[ConfigKey, ...] = ()  # instance keys of this driver (raw.lxc)
 
 
@@ -106,6 +107,10 @@ class HypervisorDriver(Protocol):
 
     async def hot_unplug(self, inst: InstanceRecord, device: Device) -> None:
         """Remove a device from the running instance (its type is in ``info.hotplug``)."""
+
+    async def apply_config(self, inst: InstanceRecord, keys: frozenset[str]) -> None:
+        """Apply these changed keys (all in ``info.live_config``) to the running
+        instance; ``inst.config`` is its new expanded config."""
 
     async def states(
         self, insts: list[InstanceRecord], *, full: bool

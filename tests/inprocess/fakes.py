@@ -162,7 +162,7 @@ class PlainStorage(_Storage):
 class FakeHypervisor:
     info: ClassVar[HypervisorInfo] = HypervisorInfo(
         name="fakect", instance_types=frozenset({"container"}),
-        device_types=frozenset({"disk", "nic"}),
+        device_types=frozenset({"disk", "nic"}), live_config=frozenset({"limits.memory"}),
         config_keys=(ConfigKey("raw.fakect", Scope.INSTANCE, doc="extra fake config"),))
 
     def __init__(self, ctx: DriverContext) -> None:
@@ -189,6 +189,12 @@ class FakeHypervisor:
     async def freeze(self, inst: InstanceRecord) -> None: ...
 
     async def unfreeze(self, inst: InstanceRecord) -> None: ...
+
+    async def apply_config(self, inst: InstanceRecord, keys: frozenset[str]) -> None:
+        assert inst.qualified_name in self.world.running
+        assert keys <= self.info.live_config, "the core asked for undeclared live keys"
+        self.world.calls.append(("hv.apply_config", (inst.name, sorted(keys),
+                                                     inst.config.get("limits.memory"))))
 
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
         raise AssertionError("the core asked for a hot-plug the driver does not declare")

@@ -93,10 +93,38 @@ async def test_devices_of_a_running_instance_need_hotplug(tmp_path: Path) -> Non
                                "instance; stop it first"):
                 await c.call("instance.update", name="c1", devices=data)
             assert (await c.call("instance.get", name="c1"))["devices"] == {}
-            await c.call("instance.update", name="c1", config={"user.live": "yes"})  # keys ok
+            config = (await c.call("instance.get", name="c1"))["config"]
+            await c.call("instance.update", name="c1", config={**config, "user.live": "yes",
+                                                               "limits.memory": "1GiB"})
+            applied = [a for n, a in d.world.calls if n == "hv.apply_config"]
+            assert applied == [("c1", ["limits.memory"], "1GiB")]  # only declared live keys
             await c.wait(await c.call("instance.stop", name="c1", force=True))
             got = await c.call("instance.update", name="c1", devices=data)
             assert got["devices"] == data and got["expanded_devices"]["root"] == ROOT
             await c.wait(await c.call("instance.start", name="c1"))
             assert [dev.path for dev in d.world.started_with["c1"]
                     if isinstance(dev, DiskDevice)] == ["/", "/mnt"]
+
+
+async def test_instance_types_set_cpu_and_memory(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.wait(await c.call("instance.create", image="img", name="a",
+                                      instance_type="c2-m4"))
+            await c.wait(await c.call("instance.create", image="img", name="b",
+                                      instance_type="aws:t2.micro",
+                                      config={"limits.memory": "3GiB"}))
+            a = (await c.call("instance.get", name="a"))["config"]
+            b = (await c.call("instance.get", name="b"))["config"]
+            assert (a["limits.cpu"], a["limits.memory"]) == ("2", "4096MiB")
+            assert (b["limits.cpu"], b["limits.memory"]) == ("1", "3GiB")  # config wins
+            with pytest.raises(RpcError, match="Unknown instance type 'x9-huge'"):
+                await c.call("instance.create", image="img", name="c", instance_type="x9-huge")
+            for bad in ("limits.cpu=0", "limits.cpu=1-", "limits.cpu.allowance=150%"):
+                key, value = bad.split("=")
+                with pytest.raises(RpcError, match=f"Invalid value for '{key}'"):
+                    await c.call("instance.create", image="img", name="c",
+                                 config={key: value})
+            assert [i["name"] for i in await c.call("instance.list")] == ["a", "b"]

@@ -40,6 +40,7 @@ def _create(command: str, args: list[str], start: bool) -> int:
     p.add_argument("--description", default="")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--vm", action="store_true")
+    p.add_argument("-t", "--type", dest="instance_type", metavar="TYPE")
     opts = p.parse_args(args)
     if opts.vm:
         raise ValueError("virtual machines are not supported yet")
@@ -51,6 +52,7 @@ def _create(command: str, args: list[str], start: bool) -> int:
         "config": key_values(opts.config),
         "profiles": profiles, "storage": opts.storage, "ephemeral": opts.ephemeral,
         "start": start, "description": opts.description,
+        **({"instance_type": opts.instance_type} if opts.instance_type else {}),
     })
     name = op["resources"]["instances"][0].rsplit("/", 1)[1]
     if not opts.quiet:

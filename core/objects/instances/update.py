@@ -2,8 +2,9 @@
 ``config device ...``): checked as at create, applied as one record update.
 
 A running instance takes a device change only where the hypervisor declares it can
-hot-plug that device type; otherwise the change is refused and nothing changes. Keys
-take effect at the next start (live application of limits comes with the limits work).
+hot-plug that device type; otherwise the change is refused and nothing changes. Changed
+keys the hypervisor declares in ``live_config`` (the limits, for LXC) are applied to a
+running instance at once; the others take effect at its next start.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Update(InstanceBase):
         if description is not None:
             changed.description = description
         profiles = await self.profiles.by_name({rec.project})
-        _, old_devices = expand(rec, profiles)
+        old_config, old_devices = expand(rec, profiles)
         expanded_config, new_devices = expand(changed, profiles)
         device_rules.check(new_devices)
         check_device_support(hypervisor, new_devices)
@@ -55,9 +56,15 @@ class Update(InstanceBase):
             raise InvalidArgument(f"Instance {name!r} would have no root disk device",
                                   instance=name)
         hypervisor.rootfs_idmap(replace(changed, config=expanded_config))  # still runnable
+        keys = frozenset(k for k in set(old_config) | set(expanded_config)
+                         if old_config.get(k) != expanded_config.get(k))
         async with self.holding(rec, "update"):
-            if old_devices != new_devices and await self.status(rec) != "Stopped":
+            running = await self.status(rec) != "Stopped"
+            if old_devices != new_devices and running:
                 self._check_hotplug(rec, old_devices, new_devices)
+            live = keys & hypervisor.info.live_config
+            if running and live:  # applied now; the other keys at the next start
+                await hypervisor.apply_config(replace(changed, config=expanded_config), live)
             await self.store.write(lambda t: t.instance_update(changed))
         self.event("instance-updated", changed)
         return changed

@@ -44,6 +44,7 @@ from lxctl.public import (
 from . import addresses, cgroups
 from . import config as lxc_config
 from . import exec as lxc_exec
+from . import limits as lxc_limits
 
 log = structlog.get_logger("lxctl.lxc")
 
@@ -61,6 +62,7 @@ class LxcDriver:
         instance_types=frozenset({"container"}),
         device_types=lxc_config.DEVICE_TYPES,
         hotplug=frozenset(),  # live device changes come with the devices issue
+        live_config=lxc_limits.LIVE_KEYS,
         config_keys=(
             ConfigKey("raw.lxc", Scope.INSTANCE,
                       doc="Extra LXC configuration lines, appended to the generated file"),
@@ -73,6 +75,8 @@ class LxcDriver:
         self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.cgroup_dir = lxc_config.cgroup_prefix(ctx.daemon_id)
         self.limiter = trio.CapacityLimiter(8)
+        self.cpus = lxc_limits.host_cpus()
+        self.memory = lxc_limits.host_memory()
 
     @classmethod
     def probe(cls) -> str | None:
@@ -143,7 +147,9 @@ class LxcDriver:
         text = lxc_config.render(
             name=inst.name, root=root, devices=devices, config=inst.config,
             idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir, cgroup_name=name,
-            log_file=self._dir(name) / "lxc.log")
+            log_file=self._dir(name) / "lxc.log",
+            cgroup_limits=lxc_limits.changed_from_defaults(inst.config, self.cpus,
+                                                           self.memory))
         path = self._dir(name) / "config"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
@@ -187,6 +193,13 @@ class LxcDriver:
                               f"{outcome.tail() or self._log_tail(inst.qualified_name)}",
                               instance=inst.name)
         await self._thread(self._clean_cgroups, inst.qualified_name)
+
+    async def apply_config(self, inst: InstanceRecord, keys: frozenset[str]) -> None:
+        """Write the limits into the running container's cgroups (all of them, so an
+        unset key lifts its limit); the config file is rewritten at the next start."""
+        wanted = lxc_limits.settings(inst.config, self.cpus, self.memory)
+        base = f"{self.cgroup_dir}/{inst.qualified_name}"
+        await self._thread(cgroups.write_settings, base, wanted)
 
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
         raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lxctl.public import DriverError
+
 ROOT = Path("/sys/fs/cgroup")
 
 
@@ -52,3 +54,27 @@ def remove(relative: str) -> None:
 
 def exists(relative: str) -> bool:
     return any((h / relative).exists() for h in hierarchies())
+
+
+def write_settings(relative: str, settings: dict[str, str]) -> None:
+    """Write ``controller.file -> value`` into a cgroup. The memory limit and the
+    memory+swap limit are written in whichever order the kernel accepts (memsw may
+    never be below the memory limit)."""
+    def write(key: str, value: str) -> None:
+        path = controller(key.split(".", 1)[0]) / relative / key
+        if path.exists():
+            path.write_text(value)
+
+    pair = ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes")
+    try:
+        for key, value in settings.items():
+            if key not in pair:
+                write(key, value)
+        try:
+            for key in pair:
+                write(key, settings[key])
+        except OSError:
+            for key in reversed(pair):
+                write(key, settings[key])
+    except OSError as exc:
+        raise DriverError(f"Cannot apply the limits to {relative}: {exc.strerror}") from None

@@ -18,7 +18,6 @@ from lxctl.public import (
     NicDevice,
     UnixDevice,
     is_true,
-    parse_size,
 )
 
 COMMON = Path("/usr/share/lxc/config/common.conf")
@@ -87,7 +86,7 @@ def _unix(device: UnixDevice) -> list[str]:
 def render(
     *, name: str, root: MountedVolume, config: dict[str, str], idmap: IdMap | None,
     cgroup_dir: str, log_file: Path, devices: list[Device] | None = None,
-    cgroup_name: str | None = None,
+    cgroup_name: str | None = None, cgroup_limits: dict[str, str] | None = None,
 ) -> str:
     cgroup_name = cgroup_name or name
     lines = [
@@ -120,14 +119,8 @@ def render(
             lines += _unix(device)
     if idmap is None and is_true(config.get("security.nesting")):
         lines.append("lxc.mount.auto = cgroup:mixed:force")
-    memory = config.get("limits.memory")
-    if memory and not memory.endswith("%"):
-        size = parse_size(memory)
-        lines += [f"lxc.cgroup.memory.limit_in_bytes = {size}",
-                  f"lxc.cgroup.memory.memsw.limit_in_bytes = {size}"]
-    processes = config.get("limits.processes")
-    if processes:
-        lines.append(f"lxc.cgroup.pids.max = {int(processes)}")
+    for key, value in (cgroup_limits or {}).items():
+        lines.append(f"lxc.cgroup.{key} = {value}")
     raw = config.get("raw.lxc")
     if raw:
         lines += ["# raw.lxc", *raw.splitlines()]
