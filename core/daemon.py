@@ -34,6 +34,7 @@ import trio
 from lxctl import __version__, api, logs
 from lxctl.config.daemon import DaemonConfig, load_daemon_config, socket_path, state_dir
 from lxctl.config.instance import INSTANCE_KEYS
+from lxctl.config.project import PROJECT_KEYS
 from lxctl.config.schema import ConfigSchema
 from lxctl.drivers.context import DriverContext
 from lxctl.drivers.registry import DriverRegistry, Drivers
@@ -115,7 +116,7 @@ def _idmap() -> IdMap | None:
 def build_schema(drivers: Drivers, hooks: Hooks) -> ConfigSchema:
     """The core's keys, each driver's (owned by it), then the plugins'."""
     schema = ConfigSchema()
-    schema.add_all(INSTANCE_KEYS)
+    schema.add_all((*INSTANCE_KEYS, *PROJECT_KEYS))
     for name, driver in drivers.all("storage").items():
         schema.add_all((*driver.info.pool_keys, *driver.info.volume_keys),
                        owner=f"storage:{name}")

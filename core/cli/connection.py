@@ -25,6 +25,69 @@ if TYPE_CHECKING:
     Notification = Callable[[str, dict[str, Any]], None]
 
 
+PROJECT_METHODS = ("instance.", "image.", "profile.", "network.")
+"""Methods that take a ``project`` param: :meth:`Client.request` adds the current
+project to them unless the caller gave one."""
+
+project_flag: str | None = None
+"""The global ``--project NAME`` flag (set by :mod:`lxctl.cli.main`); it wins over the
+client config's current project."""
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def config_path() -> str:
+    """The client config (Incus keeps its own in ``~/.config/incus/config.yml``):
+    ``$LXCTL_CONF``, or ``~/.config/lxctl/config.yml``."""
+    return os.environ.get("LXCTL_CONF") or os.path.join(
+        os.path.expanduser("~"), ".config", "lxctl", "config.yml")
+
+
+def read_config(path: str | None = None) -> dict[str, Any]:
+    """The client config as a map ({} when there is no file: nothing else is read).
+
+    ``project: NAME`` is all it holds now. Flat ``key: value`` lines of plain words, as
+    ``project switch`` writes them, are read by hand (PyYAML costs ~10 ms a start);
+    anything else goes to PyYAML."""
+    try:
+        with open(path or config_path(), encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot read the client config {path or config_path()}: "
+                               f"{exc.strerror}") from None
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        value = value.strip()
+        if not (sep and key and _PLAIN.issuperset(key) and _PLAIN.issuperset(value)):
+            return _read_yaml(text)
+        out[key] = value
+    return out
+
+
+def _read_yaml(text: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConnectionFailed(f"invalid client config {config_path()}: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def current_project() -> str | None:
+    """``--project``, else the client config's ``project``, else None (the daemon's
+    default project)."""
+    if project_flag is not None:
+        return project_flag
+    project = read_config().get("project")
+    return None if project in (None, "") else str(project)
+
+
 class RpcError(Exception):
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
@@ -46,8 +109,11 @@ class Client:
     (a ``time.monotonic()`` value, default None: none): reading a response past it
     raises TimeoutError."""
 
-    def __init__(self, path: str | None = None, timeout: float | None = None) -> None:
+    def __init__(self, path: str | None = None, timeout: float | None = None,
+                 project: str | None = None) -> None:
         self.path = path or socket_path()
+        self._project = project  # None: looked up on the first call that takes one
+        self._project_known = project is not None
         self.sock = _unix_socket(AF_UNIX, SOCK_STREAM)
         self.deadline: float | None = None
         try:
@@ -91,10 +157,23 @@ class Client:
             return
         del self.outbox[:sent]
 
+    @property
+    def project(self) -> str | None:
+        """The project added to calls of :data:`PROJECT_METHODS` (None: none is added,
+        the daemon uses ``default``): ``--project``, else the client config's."""
+        if not self._project_known:
+            self._project, self._project_known = current_project(), True
+        return self._project
+
     def request(self, method: str, params: dict[str, Any] | None = None) -> int:
+        params = params or {}
+        if "project" not in params and method.startswith(PROJECT_METHODS):
+            project = self.project
+            if project is not None:
+                params = {**params, "project": project}
         self._next_id += 1
         self.send({"jsonrpc": "2.0", "id": self._next_id, "method": method,
-                   "params": params or {}})
+                   "params": params})
         return self._next_id
 
     def notify(self, method: str, params: dict[str, Any]) -> None:

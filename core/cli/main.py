@@ -37,7 +37,12 @@ Images, storage and the daemon:
   admin waitready|shutdown
   version
 
-Environment: LXCTL_DIR (default /var/lib/lxctl) locates the daemon's socket.
+Projects:
+  project create|delete|list|show|get|set|unset|switch
+  --project NAME          Any command, in this project (default: the current one)
+
+Environment: LXCTL_DIR (default /var/lib/lxctl) locates the daemon's socket;
+LXCTL_CONF (default ~/.config/lxctl/config.yml) is the client config (current project).
 """
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("admin", "admin"),
     "storage": ("storage", "storage"),
     "profile": ("profile", "profile"),
+    "project": ("project", "project"),
     "config": ("config", "config"),
     "version": ("version", "version"),
 }
@@ -73,7 +79,40 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
+def global_flags(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take the global ``--project NAME`` (or ``--project=NAME``) out of ``argv``,
+    before or after the command as Incus accepts it, never after ``--``."""
+    rest: list[str] = []
+    project = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg == "--project" or arg.startswith("--project="):
+            if arg == "--project":
+                if i + 1 == len(argv):
+                    raise ValueError("flag --project needs a value")
+                i += 1
+            project = argv[i] if arg == "--project" else arg.partition("=")[2]
+            if not project:
+                raise ValueError("flag --project needs a value")
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, project
+
+
 def run(argv: list[str]) -> int:
+    try:
+        argv, project = global_flags(argv)
+    except ValueError as exc:
+        return fail(str(exc))
+    if project is not None:
+        from lxctl.cli import connection
+
+        connection.project_flag = project
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0

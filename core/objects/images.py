@@ -26,6 +26,7 @@ from lxctl import execute
 from lxctl.errors import AlreadyExists, InvalidArgument, NotFound
 from lxctl.kernel.events import EventBus, lifecycle
 from lxctl.objects.names import check_object_name
+from lxctl.objects.projects import effective_project
 from lxctl.state.records import DEFAULT_PROJECT, ImageRecord
 from lxctl.state.store import StateStore, Tables
 
@@ -162,7 +163,9 @@ class ImageStore:
     async def add_file(self, tmp_path: Path, aliases: list[str],
                        project: str = DEFAULT_PROJECT) -> ImageRecord:
         """Take ownership of a tarball in ``self.tmp``: check, hash, store, record."""
-        try:
+        try:  # without features.images, a project's images are the default project's
+            project = await self.store.read(partial(effective_project, project=project,
+                                                    feature="images"))
             await self._check_aliases(project, aliases)
             meta = await trio.to_thread.run_sync(read_metadata, tmp_path)
             fingerprint = await trio.to_thread.run_sync(_hash_file, tmp_path)
@@ -234,13 +237,14 @@ class ImageStore:
         return await self.add_file(tmp, aliases, project)
 
     async def get(self, project: str, ref: str) -> ImageRecord:
-        return await self.store.read(lambda t: t.image_get(project, ref))
+        return await self.store.read(
+            lambda t: t.image_get(effective_project(t, project, "images"), ref))
 
     async def delete(self, project: str, ref: str) -> ImageRecord:
         rec = await self.get(project, ref)
 
         def forget(t: Tables) -> bool:  # True: no project uses the file any more
-            t.image_delete(project, rec.fingerprint)
+            t.image_delete(rec.project, rec.fingerprint)
             return not any(i.fingerprint == rec.fingerprint
                            for p in t.project_list() for i in t.image_list(p.name))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lxctl.errors import NotFound
+from lxctl.objects.projects import effective_project
 from lxctl.state.records import InstanceRecord, ProfileRecord
 from lxctl.state.store import StateStore
 
@@ -25,8 +26,8 @@ class Profiles:
     async def by_name(self, projects: set[str]) -> dict[tuple[str, str], ProfileRecord]:
         """Every profile of these projects, in one read."""
         def read(t: Any) -> dict[tuple[str, str], ProfileRecord]:
-            return {(p.project, p.name): p for project in sorted(projects)
-                    for p in t.profile_list(project)}
+            return {(project, p.name): p for project in sorted(projects)  # features.profiles
+                    for p in t.profile_list(effective_project(t, project, "profiles"))}
 
         return await self.store.read(read)
 

@@ -227,7 +227,8 @@ async def test_projects_keep_instances_apart(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with daemon(tmp_path / "d") as d:
             c = await d.client()
-            await d.app.store.write(lambda t: t.project_create(ProjectRecord("p2")))
+            await d.app.store.write(lambda t: t.project_create(ProjectRecord("p2", {
+                "features.images": "true", "features.profiles": "true"})))  # its own
             await d.app.store.write(lambda t: t.profile_create(ProfileRecord(
                 "default", devices={"root": {"type": "disk", "path": "/", "pool": "default"}},
                 project="p2")))

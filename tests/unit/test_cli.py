@@ -205,3 +205,97 @@ def test_key_values_and_targets() -> None:
     assert target("c1") == "c1" and target("local:c1") == "c1"
     with pytest.raises(UsageError, match='The remote "far" doesn\'t exist'):
         target("far:c1")
+
+
+# ---------------------------------------------------------------------------- projects
+@pytest.mark.parametrize(("argv", "rest", "project"), [
+    (["--project", "p1", "list"], ["list"], "p1"),
+    (["list", "--project", "p1", "-c", "n"], ["list", "-c", "n"], "p1"),
+    (["list", "--project=p1"], ["list"], "p1"),
+    (["exec", "c1", "--project", "p1", "--", "echo", "--project", "x"],
+     ["exec", "c1", "--", "echo", "--project", "x"], "p1"),
+    (["exec", "c1", "--", "echo", "--project", "x"],
+     ["exec", "c1", "--", "echo", "--project", "x"], None),
+])
+def test_the_global_project_flag_goes_before_or_after_the_command(
+        argv: list[str], rest: list[str], project: str | None) -> None:
+    from lxctl.cli.main import global_flags
+
+    assert global_flags(argv) == (rest, project)
+
+
+@pytest.mark.parametrize("argv", [["list", "--project"], ["--project=", "list"]])
+def test_the_project_flag_needs_a_value(state_dir: Path, argv: list[str]) -> None:
+    r = lxctl(state_dir, *argv)
+    assert (r.returncode, r.stderr) == (1, "Error: flag --project needs a value\n")
+
+
+def _sent(server: SilentServer, count: int) -> list[dict[str, object]]:
+    import json
+
+    deadline = time.monotonic() + DEADLINE
+    while server.received.count(b"\n") < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [json.loads(line) for line in bytes(server.received).splitlines()]
+
+
+def test_the_client_adds_the_project_to_calls_that_take_one(
+        state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lxctl.cli import connection
+
+    conf = state_dir / "config.yml"
+    conf.write_text("project: from-conf\n")
+    monkeypatch.setenv("LXCTL_CONF", str(conf))
+    server = SilentServer(state_dir / "unix.socket")
+    try:
+        client = connection.Client(str(state_dir / "unix.socket"))
+        client.request("instance.list", {"all_projects": True})
+        client.request("image.get", {"image": "x", "project": "given"})
+        client.request("operation.list")
+        client.request("project.get", {"name": "p"})
+        monkeypatch.setattr(connection, "project_flag", "from-flag")
+        flagged = connection.Client(str(state_dir / "unix.socket"))
+        flagged.request("profile.list")
+        conf.unlink()
+        monkeypatch.setattr(connection, "project_flag", None)
+        plain = connection.Client(str(state_dir / "unix.socket"))
+        plain.request("network.list")
+        sent = _sent(server, 6)
+        for c in (client, flagged, plain):
+            c.close()
+    finally:
+        server.close()
+    # three connections: their lines may interleave in any order
+    assert sorted((str(m["method"]), m["params"]) for m in sent) == [
+        ("image.get", {"image": "x", "project": "given"}),
+        ("instance.list", {"all_projects": True, "project": "from-conf"}),
+        ("network.list", {}),  # no flag, no config: the daemon's default project
+        ("operation.list", {}),
+        ("profile.list", {"project": "from-flag"}),
+        ("project.get", {"name": "p"}),
+    ]
+
+
+@pytest.mark.parametrize(("text", "project", "yaml_read"), [
+    ("project: lxt-p1\n", "lxt-p1", False),
+    ("# mine\nproject: lxt-p1\nother: x\n", "lxt-p1", False),
+    ("project: 'lxt-p1'\naliases: {}\n", "lxt-p1", True),
+    (None, None, False),
+])
+def test_the_client_config_is_read_by_hand_when_flat(
+        state_dir: Path, text: str | None, project: str | None, yaml_read: bool) -> None:
+    import sysconfig
+
+    conf = state_dir / "config.yml"
+    if text is not None:
+        conf.write_text(text)
+    probe = (
+        "import sys\n"
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        "from lxctl.cli.connection import current_project\n"
+        "print(current_project(), 'yaml' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-S", "-c", probe],
+                       env={**os.environ, "LXCTL_CONF": str(conf)}, capture_output=True,
+                       text=True, timeout=DEADLINE, check=False)
+    assert r.stdout.split() == [str(project), str(yaml_read)], r.stderr

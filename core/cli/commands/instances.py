@@ -54,7 +54,7 @@ def _create(command: str, args: list[str], start: bool) -> int:
         "start": start, "description": opts.description,
         **({"instance_type": opts.instance_type} if opts.instance_type else {}),
     })
-    name = op["resources"]["instances"][0].rsplit("/", 1)[1]
+    name = op["resources"]["instances"][0].rsplit("/", 1)[1].partition("?")[0]
     if not opts.quiet:
         write(f"{'Launching' if start else 'Creating'} {name}\n")
         if opts.name is None:
@@ -260,16 +260,20 @@ def list_(command: str, args: list[str]) -> int:
     p.add_argument("-f", "--format", default="table")
     p.add_argument("-c", "--columns", default=DEFAULT_COLUMNS)
     p.add_argument("--fast", action="store_true")
+    p.add_argument("--all-projects", action="store_true")
     opts = p.parse_args(args)
     check_format(opts.format)
     columns = "nsacPt" if opts.fast else opts.columns.replace(",", "")
+    if opts.all_projects and opts.columns == DEFAULT_COLUMNS and not opts.fast:
+        columns = "e" + columns  # Incus adds PROJECT first
     if "L" in columns:
         raise ValueError("Can't specify column L when not clustered")
     for col in columns:
         if col not in COLUMNS:
             raise ValueError(f"Unknown column shorthand char '{col}' in '{opts.columns}'")
     full = opts.format in ("json", "yaml") or bool(NEEDS_STATE & set(columns))
-    instances = connect().call("instance.list", {"full": full})
+    instances = connect().call("instance.list", {"full": full,
+                                                  "all_projects": opts.all_projects})
     instances = [i for i in instances if _matches(i, opts.filters)]
     rows = [[_cell(i, c) for c in columns] for i in instances]
     write(render_rows(opts.format, [COLUMNS[c] for c in columns], rows, instances))

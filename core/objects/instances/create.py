@@ -19,6 +19,7 @@ from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.names import check_instance_name, random_instance_name
 from lxctl.objects.pools import root_volume, volume_record
+from lxctl.objects.projects import check_instance_limits
 from lxctl.state.records import PoolRecord
 from lxctl.state.store import Tables
 
@@ -71,6 +72,7 @@ class Create(InstanceBase):
         image_source = ImageSource(img.fingerprint, self.images.path(img), idmap)
 
         def reserve(t: Tables) -> None:  # the name and the volume, in one transaction
+            check_instance_limits(t, project, rec.type)  # the project's limits.instances
             t.instance_create(rec)
             t.volume_create(volume_record(pool_rec.name, volume))
 

@@ -59,6 +59,39 @@ class SQLiteTables:
         return [ProjectRecord(r["name"], json.loads(r["config"]), r["description"])
                 for r in self.db.execute("SELECT * FROM projects ORDER BY name")]
 
+    def project_update(self, rec: ProjectRecord) -> None:
+        cur = self.db.execute("UPDATE projects SET config=?, description=? WHERE name=?",
+                              (_dumps(rec.config), rec.description, rec.name))
+        if cur.rowcount == 0:
+            raise NotFound(f"Project {rec.name!r} not found", project=rec.name)
+
+    def project_delete(self, name: str) -> None:
+        self.db.execute("DELETE FROM profiles WHERE project=? AND name='default'", (name,))
+        try:
+            self.db.execute("DELETE FROM projects WHERE name=?", (name,))
+        except sqlite3.IntegrityError:
+            raise InvalidState(f"Project {name!r} is in use", project=name) from None
+
+    def project_usage(self, name: str) -> dict[str, list[str]]:
+        queries = {
+            "instances": "SELECT name FROM instances WHERE project=? ORDER BY name",
+            "images": "SELECT fingerprint FROM images WHERE project=? ORDER BY fingerprint",
+            "profiles": "SELECT name FROM profiles WHERE project=? ORDER BY name",
+            "networks": "SELECT name FROM networks WHERE project=? ORDER BY name",
+            "volumes": "SELECT pool || '/' || type || '/' || name FROM storage_volumes "
+                       "WHERE project=? ORDER BY pool, type, name",
+        }
+        usage = {kind: [r[0] for r in self.db.execute(sql, (name,))]
+                 for kind, sql in queries.items()}
+        return {kind: names for kind, names in usage.items() if names}
+
+    def project_instance_count(self, name: str, type: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM instances WHERE project=?", [name]
+        if type is not None:
+            sql, args = sql + " AND type=?", [*args, type]
+        count: int = self.db.execute(sql, args).fetchone()[0]
+        return count
+
     # ------------------------------------------------------------------ instances
     @staticmethod
     def _instance(row: sqlite3.Row) -> InstanceRecord:
