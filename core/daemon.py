@@ -207,7 +207,7 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
         await images.cleanup_tmp()
         pools = Pools(store, drivers, bus, availability, schema)
         await pools.ensure_default()
-        profiles = Profiles(store)
+        profiles = Profiles(store, schema, bus, drivers)
         await profiles.ensure_default()
         return App(directory, config, hooks, drivers, schema, store, bus, availability,
                    images, pools, profiles, Projects(store),

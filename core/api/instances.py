@@ -177,6 +177,15 @@ async def instance_exec(
     return {"return": code}
 
 
+async def instance_set_profiles(ctx: CallContext, name: str, profiles: list[str], *,
+                                project: str = "default") -> dict[str, Any]:
+    """Replace the instance's profile list (``profile assign/add/remove``): each must
+    exist and the expanded devices must keep a root disk the hypervisor can use."""
+    app = app_of(ctx)
+    rec = await app.instances.set_profiles(project_name(project), name, profiles)
+    return (await app.instances.describe([rec], full=False))[0]
+
+
 METHODS: dict[str, Method] = {
     "instance.list": instance_list,
     "instance.get": instance_get,
@@ -188,6 +197,7 @@ METHODS: dict[str, Method] = {
     "instance.unfreeze": instance_unfreeze,
     "instance.delete": instance_delete,
     "instance.exec": instance_exec,
+    "instance.set_profiles": instance_set_profiles,
 }
 
 

@@ -14,13 +14,60 @@ NOUN = "profile"
 
 
 async def profile_list(ctx: CallContext, *, project: str = "default") -> list[dict[str, Any]]:
-    p = project_name(project)
-    return [r.to_api() for r in await app_of(ctx).store.read(lambda t: t.profile_list(p))]
+    """Every profile of the project, each with ``used_by`` (instance URLs)."""
+    return await app_of(ctx).profiles.list(project_name(project))
 
 
 async def profile_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:
-    p = project_name(project)
-    return (await app_of(ctx).store.read(lambda t: t.profile_get(p, name))).to_api()
+    return await app_of(ctx).profiles.get(project_name(project), name)
 
 
-METHODS: dict[str, Method] = {"profile.list": profile_list, "profile.get": profile_get}
+async def profile_create(
+    ctx: CallContext, name: str, config: dict[str, str] | None = None,
+    devices: dict[str, dict[str, str]] | None = None, description: str = "", *,
+    project: str = "default",
+) -> dict[str, Any]:
+    """A new profile; its keys and devices are checked as any instance's."""
+    rec = await app_of(ctx).profiles.create(project_name(project), name, config or {},
+                                            devices or {}, description)
+    return rec.to_api()
+
+
+async def profile_update(
+    ctx: CallContext, name: str, config: dict[str, str] | None = None,
+    devices: dict[str, dict[str, str]] | None = None, description: str | None = None, *,
+    project: str = "default",
+) -> dict[str, Any]:
+    """Replace what is given (``config``, ``devices``, ``description``), as Incus's PUT;
+    refused if an instance using the profile would become invalid."""
+    rec = await app_of(ctx).profiles.update(project_name(project), name, config=config,
+                                            devices=devices, description=description)
+    return rec.to_api()
+
+
+async def profile_rename(ctx: CallContext, name: str, new_name: str, *,
+                         project: str = "default") -> None:
+    """Rename, and rename it in the instances that use it (not ``default``)."""
+    await app_of(ctx).profiles.rename(project_name(project), name, new_name)
+
+
+async def profile_copy(ctx: CallContext, name: str, new_name: str, *,
+                       project: str = "default") -> dict[str, Any]:
+    """A new profile with the config, devices and description of ``name``."""
+    return (await app_of(ctx).profiles.copy(project_name(project), name, new_name)).to_api()
+
+
+async def profile_delete(ctx: CallContext, name: str, *, project: str = "default") -> None:
+    """Refused for ``default`` and for a profile an instance uses (naming them)."""
+    await app_of(ctx).profiles.delete(project_name(project), name)
+
+
+METHODS: dict[str, Method] = {
+    "profile.list": profile_list,
+    "profile.get": profile_get,
+    "profile.create": profile_create,
+    "profile.update": profile_update,
+    "profile.rename": profile_rename,
+    "profile.copy": profile_copy,
+    "profile.delete": profile_delete,
+}

@@ -29,9 +29,12 @@ Instances:
                           remove, set, unset, get, list, show
   exec NAME -- CMD...     Run a command in an instance (--env, --cwd, --user)
 
-Images, storage and the daemon:
+Images, storage, profiles and the daemon:
   image build|import|list|show|delete
-  storage list            profile list|show
+  storage list
+  profile list|show|create|delete|copy|rename|set|unset|get|edit
+  profile device add|remove|set|unset|get|list|show
+  profile assign|add|remove INSTANCE PROFILE...
   monitor                 Print events (--type, --format)
   operation list|show|wait|cancel
   admin waitready|shutdown

@@ -60,6 +60,14 @@ def check_object_name(kind: str, name: object) -> str:
     return name
 
 
+def check_profile_name(name: object) -> str:
+    """Profile names as Incus checks them (not empty, no ``/``, not ``.`` or ``..``),
+    with the rules every object name here follows."""
+    if isinstance(name, str) and name in (".", ".."):
+        raise InvalidArgument(f"Invalid profile name {name!r}", name=name)
+    return check_object_name("profile", name)
+
+
 def random_instance_name() -> str:
     """A random valid name such as ``brave-otter``, like ``incus launch IMAGE``."""
     return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}"

@@ -1,33 +1,66 @@
-"""Profiles: the ``default`` profile, and expanding an instance's config and devices
-(its profiles in order, then its own keys)."""
+"""Profiles: the ``default`` profile, creating, changing, renaming, copying and deleting
+profiles, and expanding an instance's config and devices (its profiles in order, then
+its own keys).
+
+A profile's config keys are checked against the instance schema with the keys of every
+driver allowed (any instance may use it), its devices with the device rules. A change
+to a profile in use must leave every instance that uses it valid (a root disk, devices
+its hypervisor renders); renaming one renames it in those instances, in the same
+transaction. The ``default`` profile can be neither deleted nor renamed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from lxctl.errors import NotFound
-from lxctl.objects.projects import effective_project
+from lxctl.config.schema import ConfigSchema, Scope
+from lxctl.drivers.hypervisor import HypervisorDriver
+from lxctl.drivers.registry import Drivers
+from lxctl.errors import InvalidArgument, InvalidState, NotFound, PluginError
+from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.objects import devices as device_rules
+from lxctl.objects.names import check_profile_name
 from lxctl.state.records import InstanceRecord, ProfileRecord
-from lxctl.state.store import StateStore
+from lxctl.state.store import StateStore, Tables
+
+DEFAULT = "default"
+Known = dict[tuple[str, str], ProfileRecord]
+
+
+def source(project: str, name: str) -> str:
+    path = f"/1.0/profiles/{name}"
+    return path if project == "default" else f"{path}?project={project}"
+
+
+def instance_url(rec: InstanceRecord) -> str:
+    path = f"/1.0/instances/{rec.name}"
+    return path if rec.project == "default" else f"{path}?project={rec.project}"
 
 
 class Profiles:
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, schema: ConfigSchema, bus: EventBus,
+                 drivers: Drivers) -> None:
         self.store = store
+        self.schema = schema
+        self.bus = bus
+        self.drivers = drivers
 
     async def ensure_default(self, project: str = "default", pool: str = "default") -> None:
         try:
-            await self.store.read(lambda t: t.profile_get(project, "default"))
+            await self.store.read(lambda t: t.profile_get(project, DEFAULT))
         except NotFound:
             await self.store.write(lambda t: t.profile_create(ProfileRecord(
-                "default", {}, {"root": {"type": "disk", "path": "/", "pool": pool}},
+                DEFAULT, {}, {"root": {"type": "disk", "path": "/", "pool": pool}},
                 "Default lxctl profile", project)))
 
-    async def by_name(self, projects: set[str]) -> dict[tuple[str, str], ProfileRecord]:
+    # ------------------------------------------------------------------ queries
+    async def by_name(self, projects: set[str]) -> Known:
         """Every profile of these projects, in one read."""
-        def read(t: Any) -> dict[tuple[str, str], ProfileRecord]:
-            return {(project, p.name): p for project in sorted(projects)  # features.profiles
-                    for p in t.profile_list(effective_project(t, project, "profiles"))}
+        def read(t: Tables) -> Known:
+            return {(p.project, p.name): p for project in sorted(projects)
+                    for p in t.profile_list(project)}
 
         return await self.store.read(read)
 
@@ -40,9 +73,151 @@ class Profiles:
             if (project, name) not in known:
                 raise NotFound(f"Profile {name!r} not found", profile=name)
 
+    async def list(self, project: str) -> list[dict[str, Any]]:
+        """Every profile of the project with ``used_by`` (instance URLs), in one read."""
+        def read(t: Tables) -> tuple[list[ProfileRecord], list[InstanceRecord]]:
+            return t.profile_list(project), t.instance_list(project)
 
-def expand(rec: InstanceRecord, profiles: dict[tuple[str, str], ProfileRecord]
-           ) -> tuple[dict[str, str], dict[str, Any]]:
+        profiles, instances = await self.store.read(read)
+        return [{**p.to_api(), "used_by": [instance_url(i) for i in instances
+                                           if p.name in i.profiles]} for p in profiles]
+
+    async def get(self, project: str, name: str) -> dict[str, Any]:
+        def read(t: Tables) -> tuple[ProfileRecord, list[InstanceRecord]]:
+            return t.profile_get(project, name), t.profile_used_by(project, name)
+
+        rec, users = await self.store.read(read)
+        return {**rec.to_api(), "used_by": [instance_url(i) for i in users]}
+
+    # ------------------------------------------------------------------ checks
+    def check_content(self, config: Mapping[str, Any], devices: Mapping[str, Any]) -> None:
+        """A profile's own keys and devices, without I/O."""
+        self.schema.check(Scope.INSTANCE, config, owners=None, what="a profile")
+        device_rules.check(devices)
+
+    def check_instance(self, rec: InstanceRecord, known: Known,
+                       hypervisor: HypervisorDriver | None) -> None:
+        """``rec`` with the profiles as ``known`` has them: a root disk, valid devices,
+        only devices and driver keys its hypervisor (when given) supports."""
+        from lxctl.objects.instances.create import check_device_support  # imports us
+
+        _, devices = expand(rec, known)
+        if device_rules.root_disk(devices) is None:
+            raise InvalidArgument(f"Instance {rec.name!r} would have no root disk device",
+                                  instance=rec.name)
+        device_rules.check(devices)
+        if hypervisor is not None:
+            check_device_support(hypervisor, devices)
+            from_profiles = expand(replace(rec, config={}, devices={}), known)[0]
+            self.schema.check(Scope.INSTANCE, from_profiles,
+                              owners=[f"hypervisor:{hypervisor.info.name}"],
+                              what=f"instance {rec.name!r} ({rec.type})")
+
+    def _hypervisor(self, rec: InstanceRecord) -> HypervisorDriver | None:
+        try:
+            return self.drivers.hypervisor_for(rec.type)
+        except PluginError:  # its driver is not loaded: nothing to check against
+            return None
+
+    @staticmethod
+    def _check_pools(t: Tables, devices: Mapping[str, Any]) -> None:
+        for conf in devices.values():
+            if conf.get("type") == "disk" and "pool" in conf:
+                t.pool_get(conf["pool"])  # NotFound naming the pool
+
+    def _publish(self, action: str, project: str, name: str, **context: Any) -> None:
+        self.bus.publish(lifecycle(action, source(project, name), project=project,
+                                   **context))
+
+    # ------------------------------------------------------------------ changes
+    async def create(self, project: str, name: str, config: dict[str, str],
+                     devices: dict[str, dict[str, str]], description: str = ""
+                     ) -> ProfileRecord:
+        check_profile_name(name)
+        self.check_content(config, devices)
+        rec = ProfileRecord(name, dict(config), dict(devices), description, project)
+
+        def write(t: Tables) -> None:
+            self._check_pools(t, rec.devices)
+            t.profile_create(rec)  # AlreadyExists if the name is taken
+
+        await self.store.write(write)
+        self._publish("profile-created", project, name)
+        return rec
+
+    async def update(self, project: str, name: str, *, config: dict[str, str] | None = None,
+                     devices: dict[str, dict[str, str]] | None = None,
+                     description: str | None = None) -> ProfileRecord:
+        """Replace what is given (Incus's PUT); every instance using the profile must
+        stay valid with the new content, else nothing changes."""
+        self.check_content(config or {}, devices or {})
+
+        def write(t: Tables) -> ProfileRecord:
+            old = t.profile_get(project, name)
+            new = replace(old, config=old.config if config is None else dict(config),
+                          devices=old.devices if devices is None else dict(devices),
+                          description=old.description if description is None
+                          else description)
+            self._check_pools(t, new.devices)
+            users = t.profile_used_by(project, name)
+            if users:
+                known = {(p.project, p.name): p for p in t.profile_list(project)}
+                known[(project, name)] = new
+                for inst in users:
+                    self.check_instance(inst, known, self._hypervisor(inst))
+            t.profile_update(new)
+            return new
+
+        rec = await self.store.write(write)
+        self._publish("profile-updated", project, name)
+        return rec
+
+    async def rename(self, project: str, name: str, new_name: str) -> None:
+        """Rename the profile and, in the same transaction, every instance's mention."""
+        if name == DEFAULT:
+            raise InvalidArgument("The 'default' profile cannot be renamed", profile=name)
+        check_profile_name(new_name)
+
+        def write(t: Tables) -> None:
+            users = t.profile_used_by(project, name)
+            t.profile_rename(project, name, new_name)  # NotFound, AlreadyExists
+            for inst in users:
+                inst.profiles = [new_name if p == name else p for p in inst.profiles]
+                t.instance_update(inst)
+
+        await self.store.write(write)
+        self._publish("profile-renamed", project, new_name, old_name=name)
+
+    async def copy(self, project: str, name: str, new_name: str) -> ProfileRecord:
+        check_profile_name(new_name)
+
+        def write(t: Tables) -> ProfileRecord:
+            rec = replace(t.profile_get(project, name), name=new_name)
+            t.profile_create(rec)
+            return rec
+
+        rec = await self.store.write(write)
+        self._publish("profile-created", project, new_name)
+        return rec
+
+    async def delete(self, project: str, name: str) -> None:
+        if name == DEFAULT:
+            raise InvalidArgument("The 'default' profile cannot be deleted", profile=name)
+
+        def write(t: Tables) -> None:
+            t.profile_get(project, name)  # NotFound
+            users = t.profile_used_by(project, name)
+            if users:
+                names = ", ".join(i.name for i in users)
+                raise InvalidState(f"Profile {name!r} is currently in use by instance(s) "
+                                   f"{names}", profile=name, used_by=[i.name for i in users])
+            t.profile_delete(project, name)
+
+        await self.store.write(write)
+        self._publish("profile-deleted", project, name)
+
+
+def expand(rec: InstanceRecord, profiles: Known) -> tuple[dict[str, str], dict[str, Any]]:
     config: dict[str, str] = {}
     devices: dict[str, Any] = {}
     for name in rec.profiles:

@@ -7,9 +7,10 @@ from lxctl.objects.instances.create import Create
 from lxctl.objects.instances.delete import Delete
 from lxctl.objects.instances.exec import Exec
 from lxctl.objects.instances.power import Power
+from lxctl.objects.instances.profiles import ProfileAssignment
 from lxctl.objects.instances.update import Update
 from lxctl.objects.instances.view import View
 
 
-class Instances(Create, Power, Delete, Exec, Update, View):
+class Instances(Create, Power, Delete, Exec, Update, ProfileAssignment, View):
     """The instance service."""

@@ -266,6 +266,35 @@ class SQLiteTables:
         return [self._profile(r) for r in self.db.execute(
             "SELECT * FROM profiles WHERE project=? ORDER BY name", (project,))]
 
+    def profile_update(self, rec: ProfileRecord) -> None:
+        cur = self.db.execute(
+            "UPDATE profiles SET config=?, devices=?, description=? WHERE project=? AND name=?",
+            (_dumps(rec.config), _dumps(rec.devices), rec.description, rec.project, rec.name))
+        if cur.rowcount == 0:
+            raise NotFound(f"Profile {rec.name!r} not found{_in(rec.project)}",
+                           profile=rec.name)
+
+    def profile_rename(self, project: str, name: str, new_name: str) -> None:
+        """The profile row only: the caller updates the instances that name it."""
+        try:
+            cur = self.db.execute("UPDATE profiles SET name=? WHERE project=? AND name=?",
+                                  (new_name, project, name))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"Profile {new_name!r}{_in(project)} already exists",
+                                profile=new_name) from None
+        if cur.rowcount == 0:
+            raise NotFound(f"Profile {name!r} not found{_in(project)}", profile=name)
+
+    def profile_delete(self, project: str, name: str) -> None:
+        self.db.execute("DELETE FROM profiles WHERE project=? AND name=?", (project, name))
+
+    def profile_used_by(self, project: str, name: str) -> list[InstanceRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM instances WHERE project=? AND EXISTS "
+            "(SELECT 1 FROM json_each(instances.profiles) WHERE value=?) ORDER BY name",
+            (project, name))
+        return [self._instance(r) for r in rows]
+
     # ------------------------------------------------------------------ networks
     @staticmethod
     def _network(r: sqlite3.Row) -> NetworkRecord:
