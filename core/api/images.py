@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from lxctl.api.context import app_of, project_name
 from lxctl.api.streams import chunks
 from lxctl.errors import InvalidArgument
+from lxctl.objects.projects import effective_project
 from lxctl.rpc import Method
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ async def image_build(
 
 async def image_list(ctx: CallContext, *, project: str = "default") -> list[dict[str, Any]]:
     p = project_name(project)
-    return [r.to_api() for r in await app_of(ctx).store.read(lambda t: t.image_list(p))]
+    return [r.to_api() for r in await app_of(ctx).store.read(  # features.images off: default's
+        lambda t: t.image_list(effective_project(t, p, "images")))]
 
 
 async def image_get(ctx: CallContext, image: str, *, project: str = "default") -> dict[str, Any]:

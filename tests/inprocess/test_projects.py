@@ -209,6 +209,8 @@ async def test_without_features_profiles_the_default_projects_profiles_apply(
             # images: without features.images they are the default project's
             assert (await c.call("image.get", image="img", project="shared"))["project"] == \
                 "default"
+            assert [i["aliases"] for i in await c.call("image.list", project="shared")] == \
+                [[{"name": "img", "description": ""}]]
             await c.call("project.create", name="isolated")
             with pytest.raises(RpcError, match="not found in project 'isolated'"):
                 await c.call("image.get", image="img", project="isolated")
