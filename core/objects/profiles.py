@@ -22,6 +22,7 @@ from lxctl.errors import InvalidArgument, InvalidState, NotFound, PluginError
 from lxctl.kernel.events import EventBus, lifecycle
 from lxctl.objects import devices as device_rules
 from lxctl.objects.names import check_profile_name
+from lxctl.objects.projects import effective_project
 from lxctl.state.records import InstanceRecord, ProfileRecord
 from lxctl.state.store import StateStore, Tables
 
@@ -59,8 +60,8 @@ class Profiles:
     async def by_name(self, projects: set[str]) -> Known:
         """Every profile of these projects, in one read."""
         def read(t: Tables) -> Known:
-            return {(p.project, p.name): p for project in sorted(projects)
-                    for p in t.profile_list(project)}
+            return {(project, p.name): p for project in sorted(projects)  # features.profiles
+                    for p in t.profile_list(effective_project(t, project, "profiles"))}
 
         return await self.store.read(read)
 
