@@ -9,6 +9,7 @@ from types import ModuleType
 
 from lxctl.api import (
     events,
+    files,
     images,
     instances,
     networks,
@@ -28,6 +29,7 @@ MODULES: tuple[ModuleType, ...] = (
     images,
     operations,
     events,
+    files,
     storage,
     profiles,
     projects,

@@ -27,6 +27,7 @@ Instances:
   info [NAME]             Show instance or server information
   config KEY|device ...   Instance config: get, set, unset, show, edit; device add,
                           remove, set, unset, get, list, show
+  file push|pull|delete   Files in an instance (NAME/PATH; paths stay inside it)
   exec NAME -- CMD...     Run a command in an instance (--env, --cwd, --user)
 
 Images, storage, profiles and the daemon:
@@ -73,6 +74,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("profile", "profile"),
     "project": ("project", "project"),
     "config": ("config", "config"),
+    "file": ("file", "file"),
     "version": ("version", "version"),
 }
 

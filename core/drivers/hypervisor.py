@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -23,6 +24,7 @@ class HypervisorInfo:
     device_types: frozenset[str]  # what start() renders: disk, nic, unix-char, ...
     hotplug: frozenset[str] = frozenset()  # what hotplug()/hot_unplug() take live
     live_config: frozenset[str] = frozenset()  # keys apply_config() sets on a running one
+    files: frozenset[str] = frozenset()  # the statuses in which its *_file() calls work
     config_keys: tuple[ConfigKey, ...] = ()  # instance keys of this driver (raw.lxc)
 
 
@@ -111,6 +113,19 @@ class HypervisorDriver(Protocol):
     async def apply_config(self, inst: InstanceRecord, keys: frozenset[str]) -> None:
         """Apply these changed keys (all in ``info.live_config``) to the running
         instance; ``inst.config`` is its new expanded config."""
+
+    async def push_file(
+        self, inst: InstanceRecord, path: str, data: AsyncIterator[bytes], *, uid: int,
+        gid: int, mode: int, make_parents: bool,
+    ) -> int:
+        """Write a file in the instance (``path`` resolved inside its root, symlinks
+        included); return the bytes written."""
+
+    async def pull_file(self, inst: InstanceRecord, path: str,
+                        output: Callable[[bytes], Awaitable[None]]) -> int:
+        """Stream a file of the instance to ``output``; return its size."""
+
+    async def delete_file(self, inst: InstanceRecord, path: str) -> None: ...
 
     async def states(
         self, insts: list[InstanceRecord], *, full: bool

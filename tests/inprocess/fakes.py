@@ -4,7 +4,7 @@ they prove nothing about real backends (tests/real and tests/conformance do)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -59,6 +59,7 @@ class World:
     missing_links: set[str] = field(default_factory=set)  # host links that do not exist
     fail_next: dict[str, int] = field(default_factory=dict)  # call name -> failures left
     started_with: dict[str, list[Device]] = field(default_factory=dict)
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def fail(self, call: str) -> None:
         left = self.fail_next.get(call, 0)
@@ -163,6 +164,7 @@ class FakeHypervisor:
     info: ClassVar[HypervisorInfo] = HypervisorInfo(
         name="fakect", instance_types=frozenset({"container"}),
         device_types=frozenset({"disk", "nic"}), live_config=frozenset({"limits.memory"}),
+        files=frozenset({"Running"}),
         config_keys=(ConfigKey("raw.fakect", Scope.INSTANCE, doc="extra fake config"),))
 
     def __init__(self, ctx: DriverContext) -> None:
@@ -195,6 +197,23 @@ class FakeHypervisor:
         assert keys <= self.info.live_config, "the core asked for undeclared live keys"
         self.world.calls.append(("hv.apply_config", (inst.name, sorted(keys),
                                                      inst.config.get("limits.memory"))))
+
+    async def push_file(self, inst: InstanceRecord, path: str, data: AsyncIterator[bytes], *,
+                        uid: int, gid: int, mode: int, make_parents: bool) -> int:
+        assert inst.qualified_name in self.world.running, "files of a stopped instance"
+        content = b"".join([chunk async for chunk in data])
+        self.world.files[(inst.qualified_name, path)] = content
+        return len(content)
+
+    async def pull_file(self, inst: InstanceRecord, path: str,
+                        output: Callable[[bytes], Awaitable[None]]) -> int:
+        assert inst.qualified_name in self.world.running, "files of a stopped instance"
+        content = self.world.files[(inst.qualified_name, path)]
+        await output(content)
+        return len(content)
+
+    async def delete_file(self, inst: InstanceRecord, path: str) -> None:
+        self.world.files.pop((inst.qualified_name, path))
 
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
         raise AssertionError("the core asked for a hot-plug the driver does not declare")

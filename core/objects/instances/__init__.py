@@ -6,11 +6,12 @@ from __future__ import annotations
 from lxctl.objects.instances.create import Create
 from lxctl.objects.instances.delete import Delete
 from lxctl.objects.instances.exec import Exec
+from lxctl.objects.instances.files import Files
 from lxctl.objects.instances.power import Power
 from lxctl.objects.instances.profiles import ProfileAssignment
 from lxctl.objects.instances.update import Update
 from lxctl.objects.instances.view import View
 
 
-class Instances(Create, Power, Delete, Exec, Update, ProfileAssignment, View):
+class Instances(Create, Power, Delete, Exec, Files, Update, ProfileAssignment, View):
     """The instance service."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -34,7 +34,10 @@ from lxctl.public import (
     InvalidArgument,
     InvalidState,
     MountedVolume,
+    NotFound,
     Scope,
+    StreamData,
+    StreamEOF,
     StreamInput,
     impl,
     is_true,
@@ -44,6 +47,7 @@ from lxctl.public import (
 from . import addresses, cgroups
 from . import config as lxc_config
 from . import exec as lxc_exec
+from . import files as lxc_files
 from . import limits as lxc_limits
 
 log = structlog.get_logger("lxctl.lxc")
@@ -63,6 +67,7 @@ class LxcDriver:
         device_types=lxc_config.DEVICE_TYPES,
         hotplug=frozenset(),  # live device changes come with the devices issue
         live_config=lxc_limits.LIVE_KEYS,
+        files=frozenset({"Running", "Frozen"}),  # from inside it, through attach
         config_keys=(
             ConfigKey("raw.lxc", Scope.INSTANCE,
                       doc="Extra LXC configuration lines, appended to the generated file"),
@@ -200,6 +205,77 @@ class LxcDriver:
         wanted = lxc_limits.settings(inst.config, self.cpus, self.memory)
         base = f"{self.cgroup_dir}/{inst.qualified_name}"
         await self._thread(cgroups.write_settings, base, wanted)
+
+    # ------------------------------------------------------------------ files
+    async def _in_container(
+        self, inst: InstanceRecord, function: Callable[[Any], int], payload: Any,
+        data: AsyncIterator[bytes] | None, output: Callable[[bytes], Awaitable[None]] | None,
+    ) -> None:
+        """Run ``function(payload)`` attached to the container (as its root), feeding it
+        ``data`` on stdin and its stdout to ``output``; its stderr becomes the error."""
+        errors: list[bytes] = []
+
+        async def out(fd: int, data: bytes) -> None:
+            if fd == 2:
+                errors.append(data)
+            elif output is not None:
+                await output(data)
+
+        def attach(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
+            pid: int = self._container(inst.qualified_name).attach(
+                function, payload, stdin=stdin_fd, stdout=stdout_fd, stderr=stderr_fd,
+                env_policy=lxc.LXC_ATTACH_CLEAR_ENV, uid=0, gid=0)
+            return pid
+
+        send, stdin = trio.open_memory_channel[StreamInput](8)
+        async with trio.open_nursery() as nursery:
+            async def feed() -> None:
+                async with send:
+                    if data is not None:
+                        async for chunk in data:
+                            await send.send(StreamData(chunk))
+                    await send.send(StreamEOF())
+
+            nursery.start_soon(feed)
+            code = await lxc_exec.run_piped(attach, ExecRequest(["file"], {}), stdin, out,
+                                            self.limiter)
+            nursery.cancel_scope.cancel()
+        if code != 0:
+            message = b"".join(errors).decode(errors="replace").strip() or f"exit {code}"
+            if "No such file or directory" in message:
+                raise NotFound(f"{message} (in instance {inst.name})", instance=inst.name)
+            raise InvalidArgument(f"{message} (in instance {inst.name})", instance=inst.name)
+
+    async def push_file(
+        self, inst: InstanceRecord, path: str, data: AsyncIterator[bytes], *, uid: int,
+        gid: int, mode: int, make_parents: bool,
+    ) -> int:
+        size = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in data:
+                size += len(chunk)
+                yield chunk
+
+        await self._in_container(inst, lxc_files.child_push,
+                                 (path, uid, gid, mode, make_parents), counted(), None)
+        return size
+
+    async def pull_file(self, inst: InstanceRecord, path: str,
+                        output: Callable[[bytes], Awaitable[None]]) -> int:
+        size = 0
+
+        async def counted(chunk: bytes) -> None:
+            nonlocal size
+            size += len(chunk)
+            await output(chunk)
+
+        await self._in_container(inst, lxc_files.child_pull, path, None, counted)
+        return size
+
+    async def delete_file(self, inst: InstanceRecord, path: str) -> None:
+        await self._in_container(inst, lxc_files.child_delete, path, None, None)
 
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
         raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
