@@ -57,10 +57,17 @@ def test_projects_through_the_cli(daemon: Daemon, tmp_path: Path) -> None:
             assert r.returncode == 1 and "Reached maximum number of instances in project " \
                 f"'{PROJECT}'" in r.stderr
             ok("project", "unset", PROJECT, "limits.instances")
+            edited = ok("project", "show", PROJECT).replace("description: ''",
+                                                            "description: mine")
+            r = subprocess.run([LXCTL, "project", "edit", PROJECT], env=env, input=edited,
+                               capture_output=True, text=True, timeout=60, check=False)
+            assert r.returncode == 0, r.stderr
+            assert ok("project", "get", PROJECT, "description", "-p") == "mine\n"
+            assert "limits.instances" not in ok("project", "show", PROJECT)
 
             ok("project", "switch", PROJECT)
             assert conf.read_text() == f"project: {PROJECT}\n"
-            assert f"{PROJECT} (current),YES,YES,YES,NO,," in ok(
+            assert f"{PROJECT} (current),YES,YES,YES,NO,mine," in ok(
                 "project", "list", "-f", "csv")
             assert ok("list", "-f", "csv", "-c", "n") == "lxt-c1\n"  # the current project
             ok("info", "lxt-c1")

@@ -1,4 +1,4 @@
-"""``lxctl project create|delete|list|show|get|set|unset|switch``.
+"""``lxctl project create|delete|list|show|edit|get|set|unset|switch``.
 
 The current project (``switch``) is kept in the client config, ``$LXCTL_CONF`` or
 ``~/.config/lxctl/config.yml``, as ``project: NAME``; the global ``--project`` flag wins
@@ -36,6 +36,7 @@ def _parser() -> ArgumentParser:
         ls.add_argument("-f", "--format", default="table")
         ls.add_argument("-c", "--columns", default=DEFAULT_COLUMNS)
     sub.add_parser("show", help="Show a project").add_argument("name")
+    sub.add_parser("edit", help="Edit a project as YAML").add_argument("name")
     g = sub.add_parser("get", help="Get a config key (or a property with -p)")
     g.add_argument("name")
     g.add_argument("key")
@@ -72,6 +73,8 @@ def project(command: str, args: list[str]) -> int:
         rec = client.call("project.get", {"name": target(opts.name)})
         write(yaml.safe_dump({k: rec[k] for k in ("name", "description", "config",
                                                    "used_by")}, sort_keys=False))
+    elif verb == "edit":
+        return _edit(client, target(opts.name))
     elif verb == "get":
         rec = client.call("project.get", {"name": target(opts.name)})
         value = rec.get(opts.key, "") if opts.property else rec["config"].get(opts.key, "")
@@ -102,6 +105,35 @@ def _change(client: Client, name: str, verb: str, opts: Any) -> None:
                 raise ValueError(f"Key {key!r} is not set on project {name!r}")
             del config[key]
     client.call("project.update", {"name": name, "config": config})
+
+
+def _edit(client: Client, name: str) -> int:
+    """YAML in ``$EDITOR`` (or from stdin): the description and the config; name and
+    used_by are shown, not changed."""
+    from lxctl.cli.editor import edit_yaml
+
+    rec = client.call("project.get", {"name": name})
+
+    def apply(data: dict[str, Any]) -> None:
+        unknown = sorted(set(data) - {"name", "description", "config", "used_by"})
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        config = data.get("config") or {}
+        if not isinstance(config, dict):
+            raise ValueError("config must be a mapping")
+        client.call("project.update", {
+            "name": name, "description": str(data.get("description") or ""),
+            "config": {str(k): _text(v) for k, v in config.items()}})
+
+    shown = {k: rec[k] for k in ("name", "description", "config", "used_by")}
+    return edit_yaml(f"project {name}", shown, apply)
+
+
+def _text(value: object) -> str:
+    """A YAML scalar as a config value (``true``, not ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _delete(client: Client, names: list[str]) -> None:
