@@ -7,6 +7,10 @@ driver allowed (any instance may use it), its devices with the device rules. A c
 to a profile in use must leave every instance that uses it valid (a root disk, devices
 its hypervisor renders); renaming one renames it in those instances, in the same
 transaction. The ``default`` profile can be neither deleted nor renamed.
+
+A project without ``features.profiles`` uses the default project's profiles (as in
+Incus): ``profile.*`` calls in it act on those, and their ``used_by`` and the in-use
+check count the instances of every project that shares them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,21 @@ def source(project: str, name: str) -> str:
 def instance_url(rec: InstanceRecord) -> str:
     path = f"/1.0/instances/{rec.name}"
     return path if rec.project == "default" else f"{path}?project={rec.project}"
+
+
+def profile_project(t: Tables, project: str) -> str:
+    """The project whose profiles ``project`` uses (``features.profiles``); a project
+    that does not exist is itself (it has no profiles, and creating one is refused)."""
+    try:
+        return effective_project(t, project, "profiles")
+    except NotFound:
+        return project
+
+
+def _users(t: Tables, scope: str, name: str) -> list[InstanceRecord]:
+    """The instances, in every project whose profiles are ``scope``'s, that use it."""
+    projects = [p.name for p in t.project_list() if profile_project(t, p.name) == scope]
+    return [i for project in projects for i in t.profile_used_by(project, name)]
 
 
 class Profiles:
@@ -77,7 +96,10 @@ class Profiles:
     async def list(self, project: str) -> list[dict[str, Any]]:
         """Every profile of the project with ``used_by`` (instance URLs), in one read."""
         def read(t: Tables) -> tuple[list[ProfileRecord], list[InstanceRecord]]:
-            return t.profile_list(project), t.instance_list(project)
+            scope = profile_project(t, project)
+            return t.profile_list(scope), [
+                i for p in t.project_list() if profile_project(t, p.name) == scope
+                for i in t.instance_list(p.name)]
 
         profiles, instances = await self.store.read(read)
         return [{**p.to_api(), "used_by": [instance_url(i) for i in instances
@@ -85,7 +107,8 @@ class Profiles:
 
     async def get(self, project: str, name: str) -> dict[str, Any]:
         def read(t: Tables) -> tuple[ProfileRecord, list[InstanceRecord]]:
-            return t.profile_get(project, name), t.profile_used_by(project, name)
+            scope = profile_project(t, project)
+            return t.profile_get(scope, name), _users(t, scope, name)
 
         rec, users = await self.store.read(read)
         return {**rec.to_api(), "used_by": [instance_url(i) for i in users]}
@@ -136,14 +159,16 @@ class Profiles:
                      ) -> ProfileRecord:
         check_profile_name(name)
         self.check_content(config, devices)
-        rec = ProfileRecord(name, dict(config), dict(devices), description, project)
 
-        def write(t: Tables) -> None:
+        def write(t: Tables) -> ProfileRecord:
+            rec = ProfileRecord(name, dict(config), dict(devices), description,
+                                profile_project(t, project))
             self._check_pools(t, rec.devices)
             t.profile_create(rec)  # AlreadyExists if the name is taken
+            return rec
 
-        await self.store.write(write)
-        self._publish("profile-created", project, name)
+        rec = await self.store.write(write)
+        self._publish("profile-created", rec.project, name)
         return rec
 
     async def update(self, project: str, name: str, *, config: dict[str, str] | None = None,
@@ -154,23 +179,24 @@ class Profiles:
         self.check_content(config or {}, devices or {})
 
         def write(t: Tables) -> ProfileRecord:
-            old = t.profile_get(project, name)
+            old = t.profile_get(profile_project(t, project), name)
             new = replace(old, config=old.config if config is None else dict(config),
                           devices=old.devices if devices is None else dict(devices),
                           description=old.description if description is None
                           else description)
             self._check_pools(t, new.devices)
-            users = t.profile_used_by(project, name)
+            users = _users(t, old.project, name)
             if users:
-                known = {(p.project, p.name): p for p in t.profile_list(project)}
-                known[(project, name)] = new
+                profiles = {p.name: p for p in t.profile_list(old.project)}
+                profiles[name] = new
+                known = {(i.project, p.name): p for i in users for p in profiles.values()}
                 for inst in users:
                     self.check_instance(inst, known, self._hypervisor(inst))
             t.profile_update(new)
             return new
 
         rec = await self.store.write(write)
-        self._publish("profile-updated", project, name)
+        self._publish("profile-updated", rec.project, name)
         return rec
 
     async def rename(self, project: str, name: str, new_name: str) -> None:
@@ -179,43 +205,48 @@ class Profiles:
             raise InvalidArgument("The 'default' profile cannot be renamed", profile=name)
         check_profile_name(new_name)
 
-        def write(t: Tables) -> None:
-            users = t.profile_used_by(project, name)
-            t.profile_rename(project, name, new_name)  # NotFound, AlreadyExists
+        def write(t: Tables) -> str:
+            scope = profile_project(t, project)
+            users = _users(t, scope, name)
+            t.profile_rename(scope, name, new_name)  # NotFound, AlreadyExists
             for inst in users:
                 inst.profiles = [new_name if p == name else p for p in inst.profiles]
                 t.instance_update(inst)
+            return scope
 
-        await self.store.write(write)
-        self._publish("profile-renamed", project, new_name, old_name=name)
+        scope = await self.store.write(write)
+        self._publish("profile-renamed", scope, new_name, old_name=name)
 
     async def copy(self, project: str, name: str, new_name: str) -> ProfileRecord:
         check_profile_name(new_name)
 
         def write(t: Tables) -> ProfileRecord:
-            rec = replace(t.profile_get(project, name), name=new_name)
+            rec = replace(t.profile_get(profile_project(t, project), name), name=new_name)
             t.profile_create(rec)
             return rec
 
         rec = await self.store.write(write)
-        self._publish("profile-created", project, new_name)
+        self._publish("profile-created", rec.project, new_name)
         return rec
 
     async def delete(self, project: str, name: str) -> None:
         if name == DEFAULT:
             raise InvalidArgument("The 'default' profile cannot be deleted", profile=name)
 
-        def write(t: Tables) -> None:
-            t.profile_get(project, name)  # NotFound
-            users = t.profile_used_by(project, name)
+        def write(t: Tables) -> str:
+            scope = profile_project(t, project)
+            t.profile_get(scope, name)  # NotFound
+            users = _users(t, scope, name)
             if users:
-                names = ", ".join(i.name for i in users)
+                names = ", ".join(i.name if i.project == scope else f"{i.name} (project "
+                                  f"{i.project})" for i in users)
                 raise InvalidState(f"Profile {name!r} is currently in use by instance(s) "
                                    f"{names}", profile=name, used_by=[i.name for i in users])
-            t.profile_delete(project, name)
+            t.profile_delete(scope, name)
+            return scope
 
-        await self.store.write(write)
-        self._publish("profile-deleted", project, name)
+        scope = await self.store.write(write)
+        self._publish("profile-deleted", scope, name)
 
 
 def expand(rec: InstanceRecord, profiles: Known) -> tuple[dict[str, str], dict[str, Any]]:

@@ -223,3 +223,33 @@ async def test_rename_and_copy(tmp_path: Path) -> None:
                             ("profile-renamed", "/1.0/profiles/p2"),
                             ("profile-created", "/1.0/profiles/p3"),
                             ("profile-deleted", "/1.0/profiles/p3")]
+
+
+async def test_a_project_without_its_own_profiles_shares_the_default_ones(
+        tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.call("project.create", name="shared", config={
+                "features.profiles": "false", "features.images": "false"})
+            await c.call("profile.create", name="web", config={"user.k": "v"})
+            names = [p["name"] for p in await c.call("profile.list", project="shared")]
+            assert names == ["default", "web"]
+            await c.wait(await c.call("instance.create", image="img", name="c1",
+                                      profiles=["default", "web"], project="shared"))
+            inst = await c.call("instance.get", name="c1", project="shared")
+            assert inst["expanded_config"]["user.k"] == "v"
+            assert (await c.call("profile.get", name="web"))["used_by"] == \
+                ["/1.0/instances/c1?project=shared"]
+            with pytest.raises(RpcError, match=r"in use by instance\(s\) c1 \(project shared\)"):
+                await c.call("profile.delete", name="web")
+            await c.call("profile.rename", name="web", new_name="web2", project="shared")
+            assert (await c.call("instance.get", name="c1", project="shared"))["profiles"] == \
+                ["default", "web2"]
+            assert [p["name"] for p in await c.call("profile.list")] == ["default", "web2"]
+            await c.call("instance.set_profiles", name="c1", profiles=["default"],
+                         project="shared")
+            await c.call("profile.delete", name="web2", project="shared")
+            assert [p["name"] for p in await c.call("profile.list")] == ["default"]
+            await c.wait(await c.call("instance.delete", name="c1", project="shared"))

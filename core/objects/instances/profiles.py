@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from lxctl.errors import InvalidArgument, NotFound
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord
+from lxctl.objects.profiles import profile_project
 from lxctl.state.store import Tables
 
 
@@ -28,8 +29,9 @@ class ProfileAssignment(InstanceBase):
 
             def write(t: Tables) -> InstanceRecord:
                 current = t.instance_get(project, name)
+                scope = profile_project(t, project)
                 for profile in profiles:  # none deleted since the check
-                    t.profile_get(project, profile)
+                    t.profile_get(scope, profile)
                 current.profiles = list(profiles)
                 t.instance_update(current)
                 return current
