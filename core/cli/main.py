@@ -42,7 +42,7 @@ Images, storage, profiles and the daemon:
   version
 
 Projects:
-  project create|delete|list|show|get|set|unset|switch
+  project create|delete|list|show|edit|get|set|unset|switch
   --project NAME          Any command, in this project (default: the current one)
 
 Environment: LXCTL_DIR (default /var/lib/lxctl) locates the daemon's socket;
