@@ -16,6 +16,8 @@ from lxctl.config.instance_types import limits_for
 from lxctl.drivers.hypervisor import ExecRequest, StreamInput
 from lxctl.errors import InvalidArgument
 from lxctl.rpc import Method
+from lxctl.state.records import InstanceRecord
+from lxctl.state.store import Tables
 
 if TYPE_CHECKING:
     from lxctl.server import CallContext
@@ -31,8 +33,13 @@ async def instance_list(
     resources and addresses)."""
     app = app_of(ctx)
     scope = None if all_projects else project_name(project)
-    recs = await app.store.read(lambda t: t.instance_list(scope))
-    return await app.instances.describe(recs, full=full)
+
+    def read(t: Tables) -> list[InstanceRecord]:
+        if scope is not None:
+            t.project_get(scope)  # an unknown project is an error, not an empty list
+        return t.instance_list(scope)
+
+    return await app.instances.describe(await app.store.read(read), full=full)
 
 
 async def instance_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:

@@ -167,7 +167,9 @@ def authorizer(hooks: Hooks) -> Callable[[CallContext, str, dict[str, Any]], Non
         identity = ctx.identity
         if identity is None:
             raise Forbidden("Not authorized")
-        project = params.get("project", "default")
+        # a project.* call acts on the project it names
+        project = params.get("name" if method.startswith("project.") else "project",
+                             "default")
         if not hooks.authorize(identity, method, str(project)):
             raise Forbidden(f"Not authorized: {identity.name} may not call {method} in "
                             f"project {project!r}", method=method, project=project)

@@ -221,6 +221,12 @@ async def test_authorization_decides_per_call(tmp_path: Path) -> None:
                 await nobody.call("server.version")
             root = await d.client()
             assert (await root.call("server.version"))["server"] == "lxctl"
+            await root.call("project.create", name="other")
+            with pytest.raises(RpcError, match=r"alice may not call project\.delete in "
+                               r"project 'other'"):  # a project.* call: the one it names
+                await alice.call("project.delete", name="other")
+            with pytest.raises(RpcError, match="Project 'nope' not found"):
+                await root.call("instance.list", project="nope")
 
 
 async def test_projects_keep_instances_apart(tmp_path: Path) -> None:
