@@ -39,9 +39,10 @@ async def profile_update(
     project: str = "default",
 ) -> dict[str, Any]:
     """Replace what is given (``config``, ``devices``, ``description``), as Incus's PUT;
-    refused if an instance using the profile would become invalid."""
-    rec = await app_of(ctx).profiles.update(project_name(project), name, config=config,
-                                            devices=devices, description=description)
+    refused if an instance using the profile would become invalid, or if a running one
+    would need a device change its driver cannot make live. Live keys apply at once."""
+    rec = await app_of(ctx).instances.update_profile(
+        project_name(project), name, config=config, devices=devices, description=description)
     return rec.to_api()
 
 

@@ -32,6 +32,7 @@ from lxctl.state.store import StateStore, Tables
 
 DEFAULT = "default"
 Known = dict[tuple[str, str], ProfileRecord]
+Users = tuple[ProfileRecord, list[InstanceRecord], dict[str, ProfileRecord]]
 
 
 def source(project: str, name: str) -> str:
@@ -112,6 +113,15 @@ class Profiles:
 
         rec, users = await self.store.read(read)
         return {**rec.to_api(), "used_by": [instance_url(i) for i in users]}
+
+    async def users(self, project: str, name: str) -> Users:
+        """The profile, the instances that use it, and every profile they may name."""
+        def read(t: Tables) -> Users:
+            scope = profile_project(t, project)
+            return (t.profile_get(scope, name), _users(t, scope, name),
+                    {p.name: p for p in t.profile_list(scope)})
+
+        return await self.store.read(read)
 
     # ------------------------------------------------------------------ checks
     def check_content(self, config: Mapping[str, Any], devices: Mapping[str, Any]) -> None:

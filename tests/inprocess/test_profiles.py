@@ -253,3 +253,45 @@ async def test_a_project_without_its_own_profiles_shares_the_default_ones(
             await c.call("profile.delete", name="web2", project="shared")
             assert [p["name"] for p in await c.call("profile.list")] == ["default"]
             await c.wait(await c.call("instance.delete", name="c1", project="shared"))
+
+
+async def test_a_profile_change_reaches_running_instances(tmp_path: Path) -> None:
+    """Live keys apply at once; a device change the driver cannot hot-plug is refused
+    while an instance using the profile runs, and nothing changes."""
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.call("profile.create", name="mem", config={"limits.memory": "1GiB"})
+            await c.wait(await c.call("instance.create", image="img", name="c1",
+                                      profiles=["default", "mem"], start=True))
+            await c.wait(await c.call("instance.create", image="img", name="off",
+                                      profiles=["default", "mem"]))
+            await c.call("profile.update", name="mem", config={"limits.memory": "2GiB",
+                                                               "user.x": "1"})
+            applied = [args for name, args in d.world.calls if name == "hv.apply_config"]
+            assert applied == [("c1", ["limits.memory"], "2GiB")]  # not the stopped one
+            with pytest.raises(RpcError, match="cannot change disk devices of running "
+                               "instance 'c1'") as exc:
+                await c.call("profile.update", name="mem",
+                             devices={"data": disk(tmp_path / "data")})
+            assert exc.value.data["kind"] == "invalid_state"
+            assert (await c.call("profile.get", name="mem"))["devices"] == {}
+            # assigning: live keys too, and the same refusal
+            await c.call("profile.create", name="big", config={"limits.memory": "4GiB"})
+            await c.call("instance.set_profiles", name="c1", profiles=["default", "big"])
+            applied = [args for name, args in d.world.calls if name == "hv.apply_config"]
+            assert applied[-1] == ("c1", ["limits.memory"], "4GiB")
+            await c.call("profile.create", name="disk",
+                         devices={"data": disk(tmp_path / "data")})
+            with pytest.raises(RpcError, match="cannot change disk devices"):
+                await c.call("instance.set_profiles", name="c1", profiles=["default", "disk"])
+            await c.call("instance.set_profiles", name="off", profiles=["default", "disk"])
+            inst = await c.call("instance.get", name="c1")
+            assert inst["profiles"] == ["default", "big"]
+            assert "data" not in inst["expanded_devices"]
+            gone = {"data": {"type": "disk", "source": str(tmp_path / "gone"), "path": "/mnt"}}
+            with pytest.raises(RpcError, match=r"source .*gone does not exist"):
+                await c.call("profile.update", name="disk", devices=gone)
+            assert (await c.call("profile.get", name="disk"))["devices"]["data"]["source"] == \
+                str(tmp_path / "data")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import LXCTL, Daemon
+from harness import LXCTL, Daemon, cgroup_prefix
 
 EDITED = """\
 description: edited
@@ -24,6 +24,7 @@ devices:
     type: disk
     source: {source}
     path: /mnt/data
+    readonly: true
 """
 
 
@@ -32,6 +33,11 @@ def _rpc(d: Daemon, method: str, **params: object) -> dict[str, object]:
     assert "result" in reply, reply
     result: dict[str, object] = reply["result"]
     return result
+
+
+def _pids_max(d: Daemon, name: str) -> str:
+    path = Path("/sys/fs/cgroup/pids") / cgroup_prefix(d.dir) / name / "pids.max"
+    return path.read_text().strip()
 
 
 @contextmanager
@@ -65,6 +71,7 @@ def test_a_profile_key_and_disk_reach_the_container(daemon: Daemon, workdir: Pat
             assert inst["profiles"] == ["default", "lxt-prof"]
             config = inst["expanded_config"]
             assert isinstance(config, dict) and config["limits.processes"] == "50"
+            assert _pids_max(d, "lxt-profiled") == "50"  # the profile's key, at start
             assert d.ok("exec", "lxt-profiled", "--", "cat", "/mnt/data/hello") == \
                 "from the host\n"
             r = d.cli("exec", "lxt-profiled", "--", "touch", "/mnt/data/nope")
@@ -98,13 +105,21 @@ def test_a_profile_key_and_disk_reach_the_container(daemon: Daemon, workdir: Pat
             inst = _rpc(d, "instance.get", name="lxt-profiled")
             config = inst["expanded_config"]
             assert isinstance(config, dict) and config["limits.processes"] == "60"
+            assert _pids_max(d, "lxt-profiled") == "60"  # live, on the running container
             devices = inst["expanded_devices"]
-            assert isinstance(devices, dict) and "readonly" not in devices["data"]
+            assert isinstance(devices, dict) and devices["data"]["readonly"] == "true"
+            # a disk change the LXC driver cannot make on a running container: refused
+            r = d.cli("profile", "device", "unset", "lxt-prof", "data", "readonly")
+            assert r.returncode == 1 and "stop it first" in r.stderr
+            assert d.ok("profile", "device", "get", "lxt-prof", "data", "readonly") == "true\n"
 
             # rename follows into the instance; assign/remove/add change its list
             d.ok("profile", "rename", "lxt-prof", "lxt-prof2")
             assert _rpc(d, "instance.get", name="lxt-profiled")["profiles"] == \
                 ["default", "lxt-prof2"]
+            r = d.cli("profile", "remove", "lxt-profiled", "lxt-prof2")  # its disk: no
+            assert r.returncode == 1 and "stop it first" in r.stderr
+            d.ok("stop", "--force", "lxt-profiled")
             assert d.ok("profile", "remove", "lxt-profiled", "lxt-prof2") == \
                 "Profile lxt-prof2 removed from lxt-profiled\n"
             r = d.cli("profile", "assign", "lxt-profiled", "lxt-nope")

@@ -1,21 +1,36 @@
-"""Assigning profiles to an instance (``profile assign/add/remove``): the new list is
-checked as a create would check it, then replaces the old one."""
+"""Profiles and the instances that use them: assigning profiles to an instance
+(``profile assign/add/remove``) and a profile's change reaching the running instances
+that use it (``profile set/edit/device ...``), as Incus propagates it.
+
+Either is checked as a create would check the result. On a running instance, a device
+change needs a hypervisor that hot-plugs that type (else it is refused and nothing
+changes), and changed keys the hypervisor declares live are applied at once; the rest
+takes effect at the next start.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
-from lxctl.errors import InvalidArgument, NotFound
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord
-from lxctl.objects.profiles import profile_project
+import trio
+
+from lxctl.errors import InvalidArgument, InvalidState, LxctlError, NotFound
+from lxctl.objects import devices as device_rules
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
+from lxctl.objects.profiles import Known, expand, profile_project
+from lxctl.state.records import ProfileRecord
 from lxctl.state.store import Tables
+
+Live = tuple[InstanceRecord, frozenset[str]]  # an instance (expanded config) and its keys
 
 
 class ProfileAssignment(InstanceBase):
     async def set_profiles(self, project: str, name: str, profiles: list[str]
                            ) -> InstanceRecord:
         """Every profile must exist; the expanded devices must keep a root disk and be
-        ones the instance's hypervisor renders. Applies at the next start."""
+        ones the instance's hypervisor renders."""
         for dup in {p for p in profiles if profiles.count(p) > 1}:
             raise InvalidArgument(f"Profile {dup!r} is listed twice", profile=dup)
         rec = await self.get(project, name)
@@ -24,8 +39,13 @@ class ProfileAssignment(InstanceBase):
             for profile in profiles:
                 if (project, profile) not in known:
                     raise NotFound(f"Profile {profile!r} not found", profile=profile)
-            self.profiles.check_instance(replace(rec, profiles=list(profiles)), known,
-                                         self.hypervisor(rec))
+            changed = replace(rec, profiles=list(profiles))
+            hypervisor = self.hypervisor(rec)
+            self.profiles.check_instance(changed, known, hypervisor)
+            new_config, new_devices = expand(changed, known)
+            await trio.to_thread.run_sync(device_rules.check_sources, new_devices)
+            hypervisor.rootfs_idmap(replace(changed, config=new_config))  # still runnable
+            live = await self._running_change(rec, known, changed, known)
 
             def write(t: Tables) -> InstanceRecord:
                 current = t.instance_get(project, name)
@@ -36,6 +56,72 @@ class ProfileAssignment(InstanceBase):
                 t.instance_update(current)
                 return current
 
+            if live is not None:  # applied first: if the driver fails, nothing changed
+                await hypervisor.apply_config(*live)
             updated = await self.store.write(write)
         self.event("instance-updated", updated)
         return updated
+
+    async def update_profile(
+        self, project: str, name: str, *, config: dict[str, str] | None = None,
+        devices: dict[str, dict[str, str]] | None = None, description: str | None = None,
+    ) -> ProfileRecord:
+        """``profile.update``, refused if a running instance using the profile would
+        need a device change its hypervisor cannot make live; live keys applied."""
+        self.profiles.check_content(config or {}, devices or {})  # the keys named first
+        old, users, profiles = await self.profiles.users(project, name)
+        new = replace(old, config=old.config if config is None else dict(config),
+                      devices=old.devices if devices is None else dict(devices))
+        after = {**profiles, name: new}
+        plans: list[Live] = []
+        for inst in users:
+            await trio.to_thread.run_sync(device_rules.check_sources,
+                                          expand(inst, _known(inst, after))[1])
+            live = await self._running_change(inst, _known(inst, profiles), inst,
+                                              _known(inst, after))
+            if live is not None:
+                plans.append(live)
+        rec = await self.profiles.update(project, name, config=config, devices=devices,
+                                         description=description)
+        for inst, keys in plans:  # the profile is the record: a driver failure is logged
+            try:
+                await self.hypervisor(inst).apply_config(inst, keys)
+            except LxctlError as exc:
+                log.warning("profile change not applied to a running instance",
+                            instance=inst.name, profile=name, error=exc.message)
+        return rec
+
+    async def _running_change(self, old: InstanceRecord, old_known: Known,
+                              new: InstanceRecord, new_known: Known) -> Live | None:
+        """For a running instance: refuse device changes it cannot take live; the live
+        keys that change (with its new expanded config), if any."""
+        old_config, old_devices = expand(old, old_known)
+        new_config, new_devices = expand(new, new_known)
+        if old_config == new_config and old_devices == new_devices:
+            return None
+        if await self.status(old) == "Stopped":
+            return None
+        hypervisor = self.hypervisor(old)
+        _refuse_cold_devices(old, hypervisor.info.name, hypervisor.info.hotplug,
+                             old_devices, new_devices)
+        keys = frozenset(k for k in old_config.keys() | new_config.keys()
+                         if old_config.get(k) != new_config.get(k))
+        live = keys & hypervisor.info.live_config
+        return (replace(new, config=new_config), live) if live else None
+
+
+def _known(inst: InstanceRecord, profiles: Mapping[str, ProfileRecord]) -> Known:
+    return {(inst.project, p.name): p for p in profiles.values()}
+
+
+def _refuse_cold_devices(rec: InstanceRecord, driver: str, hotplug: frozenset[str],
+                         old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    for device in sorted(old.keys() | new.keys()):
+        if old.get(device) == new.get(device):
+            continue
+        kind = (new.get(device) or old.get(device) or {}).get("type", "")
+        if kind not in hotplug:
+            raise InvalidState(
+                f"Device {device!r}: the {driver} driver cannot change {kind} devices of "
+                f"running instance {rec.name!r}; stop it first", instance=rec.name,
+                device=device)
