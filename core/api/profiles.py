@@ -13,9 +13,11 @@ if TYPE_CHECKING:
 NOUN = "profile"
 
 
-async def profile_list(ctx: CallContext, *, project: str = "default") -> list[dict[str, Any]]:
-    """Every profile of the project, each with ``used_by`` (instance URLs)."""
-    return await app_of(ctx).profiles.list(project_name(project))
+async def profile_list(ctx: CallContext, *, project: str = "default",
+                       all_projects: bool = False) -> list[dict[str, Any]]:
+    """Every profile of the project (``all_projects``: of every project that has its
+    own), each with ``used_by`` (instance URLs)."""
+    return await app_of(ctx).profiles.list(None if all_projects else project_name(project))
 
 
 async def profile_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:

@@ -94,17 +94,20 @@ class Profiles:
             if (project, name) not in known:
                 raise NotFound(f"Profile {name!r} not found", profile=name)
 
-    async def list(self, project: str) -> list[dict[str, Any]]:
-        """Every profile of the project with ``used_by`` (instance URLs), in one read."""
-        def read(t: Tables) -> tuple[list[ProfileRecord], list[InstanceRecord]]:
-            scope = profile_project(t, project)
-            return t.profile_list(scope), [
-                i for p in t.project_list() if profile_project(t, p.name) == scope
-                for i in t.instance_list(p.name)]
+    async def list(self, project: str | None) -> list[dict[str, Any]]:
+        """Every profile of the project (None: of every project that has its own) with
+        ``used_by`` (instance URLs), in one read."""
+        def read(t: Tables) -> tuple[list[ProfileRecord], list[tuple[str, InstanceRecord]]]:
+            scopes = {p.name: profile_project(t, p.name) for p in t.project_list()}
+            wanted = set(scopes.values()) if project is None else {profile_project(t, project)}
+            return ([r for scope in sorted(wanted) for r in t.profile_list(scope)],
+                    [(scope, i) for p, scope in scopes.items() if scope in wanted
+                     for i in t.instance_list(p)])
 
         profiles, instances = await self.store.read(read)
-        return [{**p.to_api(), "used_by": [instance_url(i) for i in instances
-                                           if p.name in i.profiles]} for p in profiles]
+        return [{**p.to_api(), "used_by": [instance_url(i) for scope, i in instances
+                                           if scope == p.project and p.name in i.profiles]}
+                for p in profiles]
 
     async def get(self, project: str, name: str) -> dict[str, Any]:
         def read(t: Tables) -> tuple[ProfileRecord, list[InstanceRecord]]:

@@ -295,3 +295,23 @@ async def test_a_profile_change_reaches_running_instances(tmp_path: Path) -> Non
                 await c.call("profile.update", name="disk", devices=gone)
             assert (await c.call("profile.get", name="disk"))["devices"]["data"]["source"] == \
                 str(tmp_path / "data")
+
+
+async def test_list_all_projects(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.call("project.create", name="own", config={"features.images": "false"})
+            await c.call("project.create", name="shared", config={
+                "features.profiles": "false", "features.images": "false"})
+            await c.call("profile.create", name="web", project="own")
+            await c.wait(await c.call("instance.create", image="img", name="c1",
+                                      project="shared"))
+            listed = [(p["project"], p["name"], p["used_by"])
+                      for p in await c.call("profile.list", all_projects=True)]
+            assert listed == [("default", "default", ["/1.0/instances/c1?project=shared"]),
+                              ("own", "default", []), ("own", "web", [])]
+            assert [p["name"] for p in await c.call("profile.list", project="own")] == \
+                ["default", "web"]
+            await c.wait(await c.call("instance.delete", name="c1", project="shared"))

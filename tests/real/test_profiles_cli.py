@@ -80,6 +80,8 @@ def test_a_profile_key_and_disk_reach_the_container(daemon: Daemon, workdir: Pat
 
             rows = d.ok("profile", "list", "--format", "csv").splitlines()
             assert "lxt-prof,lxt test,1" in rows
+            rows = d.ok("profile", "list", "--all-projects", "-f", "csv").splitlines()
+            assert "default,lxt-prof,lxt test,1" in rows
             listed = json.loads(d.ok("profile", "list", "--format", "json"))
             assert {p["name"] for p in listed} >= {"default", "lxt-prof"}
 

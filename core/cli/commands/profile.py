@@ -19,7 +19,9 @@ def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="lxctl profile", description="Manage profiles")
     sub = p.add_subparsers(dest="verb", required=True)
     for verb in ("list", "ls"):
-        sub.add_parser(verb).add_argument("-f", "--format", default="table")
+        ls = sub.add_parser(verb)
+        ls.add_argument("-f", "--format", default="table")
+        ls.add_argument("--all-projects", action="store_true")
     for verb in ("show", "edit"):
         sub.add_parser(verb).add_argument("name")
     create = sub.add_parser("create")
@@ -69,10 +71,16 @@ def profile(command: str, args: list[str]) -> int:
     client = connect()
     if verb in ("list", "ls"):
         check_format(opts.format)
-        profiles = client.call("profile.list")
+        profiles = client.call("profile.list", {"all_projects": True} if opts.all_projects
+                               else None)
+        header = ["NAME", "DESCRIPTION", "USED BY"]
         rows = [[x["name"], x["description"], str(len(x.get("used_by", [])))]
                 for x in profiles]
-        write(render_rows(opts.format, ["NAME", "DESCRIPTION", "USED BY"], rows, profiles))
+        if opts.all_projects:
+            header = ["PROJECT", *header]
+            rows = [[x.get("project", "default"), *row] for x, row in zip(profiles, rows,
+                                                                         strict=True)]
+        write(render_rows(opts.format, header, rows, profiles))
         return 0
     if verb in ("assign", "apply", "add", "remove"):
         return _assign(client, verb, opts)
