@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from lxctl.errors import InvalidArgument, InvalidState, LxctlError, NotFound
+from lxctl.errors import InvalidArgument, InvalidState, LxctlError, NotFound, PluginError
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.profiles import Known, expand, profile_project
@@ -45,7 +45,8 @@ class ProfileAssignment(InstanceBase):
             new_config, new_devices = expand(changed, known)
             await trio.to_thread.run_sync(device_rules.check_sources, new_devices)
             hypervisor.rootfs_idmap(replace(changed, config=new_config))  # still runnable
-            live = await self._running_change(rec, known, changed, known)
+            running = await self.status(rec) != "Stopped"
+            live = self._running_change(rec, known, changed, known, running)
 
             def write(t: Tables) -> InstanceRecord:
                 current = t.instance_get(project, name)
@@ -74,11 +75,14 @@ class ProfileAssignment(InstanceBase):
                       devices=old.devices if devices is None else dict(devices))
         after = {**profiles, name: new}
         plans: list[Live] = []
+        states = await self.states([i for i in users if self._has_driver(i)], full=False)
         for inst in users:
             await trio.to_thread.run_sync(device_rules.check_sources,
                                           expand(inst, _known(inst, after))[1])
-            live = await self._running_change(inst, _known(inst, profiles), inst,
-                                              _known(inst, after))
+            running = inst.key in states and \
+                self.transient.shown(inst.key, states[inst.key].status) != "Stopped"
+            live = self._running_change(inst, _known(inst, profiles), inst,
+                                        _known(inst, after), running)
             if live is not None:
                 plans.append(live)
         rec = await self.profiles.update(project, name, config=config, devices=devices,
@@ -91,16 +95,21 @@ class ProfileAssignment(InstanceBase):
                             instance=inst.name, profile=name, error=exc.message)
         return rec
 
-    async def _running_change(self, old: InstanceRecord, old_known: Known,
-                              new: InstanceRecord, new_known: Known) -> Live | None:
+    def _has_driver(self, inst: InstanceRecord) -> bool:
+        try:
+            self.hypervisor(inst)
+        except PluginError:  # its plugin is disabled: it cannot be running
+            return False
+        return True
+
+    def _running_change(self, old: InstanceRecord, old_known: Known, new: InstanceRecord,
+                        new_known: Known, running: bool) -> Live | None:
         """For a running instance: refuse device changes it cannot take live; the live
         keys that change (with its new expanded config), if any."""
+        if not running:
+            return None
         old_config, old_devices = expand(old, old_known)
         new_config, new_devices = expand(new, new_known)
-        if old_config == new_config and old_devices == new_devices:
-            return None
-        if await self.status(old) == "Stopped":
-            return None
         hypervisor = self.hypervisor(old)
         _refuse_cold_devices(old, hypervisor.info.name, hypervisor.info.hotplug,
                              old_devices, new_devices)
