@@ -24,7 +24,7 @@ from lxctl.drivers.devices import (
     UnixDevice,
     UsbDevice,
 )
-from lxctl.errors import InvalidArgument
+from lxctl.errors import InvalidArgument, InvalidState
 from lxctl.state.records import InstanceRecord
 
 DEVICE_TYPES = ("disk", "nic", "unix-char", "unix-block", "usb", "proxy")
@@ -98,6 +98,21 @@ def check_sources(devices: Mapping[str, Any]) -> None:
         source = conf.get("source")
         if dtype == "disk" and source and "pool" not in conf and not os.path.exists(source):
             raise _fail(name, f"source {source} does not exist")
+
+
+def check_live_change(instance: str, driver: str, hotplug: frozenset[str],
+                      old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Refuse a change to a running instance's devices unless the hypervisor declares
+    it can hot-plug each device type involved."""
+    for device in sorted(old.keys() | new.keys()):
+        if old.get(device) == new.get(device):
+            continue
+        kind = (new.get(device) or old.get(device) or {}).get("type", "")
+        if kind not in hotplug:
+            raise InvalidState(
+                f"Device {device!r}: the {driver} driver cannot change {kind} devices of "
+                f"running instance {instance!r}; stop it first", instance=instance,
+                device=device)
 
 
 def root_disk(devices: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:

@@ -89,8 +89,8 @@ async def test_devices_of_a_running_instance_need_hotplug(tmp_path: Path) -> Non
             host_dir = tmp_path / "shared"
             host_dir.mkdir()
             data = {"data": {"type": "disk", "path": "/mnt", "source": str(host_dir)}}
-            with pytest.raises(RpcError, match="cannot change disk devices of a running "
-                               "instance; stop it first"):
+            with pytest.raises(RpcError, match="cannot change disk devices of running "
+                               "instance 'c1'; stop it first"):
                 await c.call("instance.update", name="c1", devices=data)
             assert (await c.call("instance.get", name="c1"))["devices"] == {}
             config = (await c.call("instance.get", name="c1"))["config"]

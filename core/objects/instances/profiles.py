@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 import trio
 
-from lxctl.errors import InvalidArgument, InvalidState, LxctlError, NotFound, PluginError
+from lxctl.errors import InvalidArgument, LxctlError, NotFound, PluginError
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.profiles import Known, expand, profile_project
@@ -111,8 +110,8 @@ class ProfileAssignment(InstanceBase):
         old_config, old_devices = expand(old, old_known)
         new_config, new_devices = expand(new, new_known)
         hypervisor = self.hypervisor(old)
-        _refuse_cold_devices(old, hypervisor.info.name, hypervisor.info.hotplug,
-                             old_devices, new_devices)
+        device_rules.check_live_change(old.name, hypervisor.info.name,
+                                       hypervisor.info.hotplug, old_devices, new_devices)
         keys = frozenset(k for k in old_config.keys() | new_config.keys()
                          if old_config.get(k) != new_config.get(k))
         live = keys & hypervisor.info.live_config
@@ -121,16 +120,3 @@ class ProfileAssignment(InstanceBase):
 
 def _known(inst: InstanceRecord, profiles: Mapping[str, ProfileRecord]) -> Known:
     return {(inst.project, p.name): p for p in profiles.values()}
-
-
-def _refuse_cold_devices(rec: InstanceRecord, driver: str, hotplug: frozenset[str],
-                         old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    for device in sorted(old.keys() | new.keys()):
-        if old.get(device) == new.get(device):
-            continue
-        kind = (new.get(device) or old.get(device) or {}).get("type", "")
-        if kind not in hotplug:
-            raise InvalidState(
-                f"Device {device!r}: the {driver} driver cannot change {kind} devices of "
-                f"running instance {rec.name!r}; stop it first", instance=rec.name,
-                device=device)

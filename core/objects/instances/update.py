@@ -10,12 +10,11 @@ running instance at once; the others take effect at its next start.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import trio
 
 from lxctl.config.schema import VOLATILE_PREFIX, Scope
-from lxctl.errors import InvalidArgument, InvalidState
+from lxctl.errors import InvalidArgument
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord
 from lxctl.objects.instances.create import check_device_support
@@ -61,23 +60,12 @@ class Update(InstanceBase):
         async with self.holding(rec, "update"):
             running = await self.status(rec) != "Stopped"
             if old_devices != new_devices and running:
-                self._check_hotplug(rec, old_devices, new_devices)
+                device_rules.check_live_change(rec.name, hypervisor.info.name,
+                                               hypervisor.info.hotplug, old_devices,
+                                               new_devices)
             live = keys & hypervisor.info.live_config
             if running and live:  # applied now; the other keys at the next start
                 await hypervisor.apply_config(replace(changed, config=expanded_config), live)
             await self.store.write(lambda t: t.instance_update(changed))
         self.event("instance-updated", changed)
         return changed
-
-    def _check_hotplug(self, rec: InstanceRecord, old: dict[str, Any],
-                       new: dict[str, Any]) -> None:
-        hotplug = self.hypervisor(rec).info.hotplug
-        for name in sorted(set(old) | set(new)):
-            if old.get(name) == new.get(name):
-                continue
-            kind = (new.get(name) or old.get(name) or {}).get("type", "")
-            if kind not in hotplug:
-                raise InvalidState(
-                    f"Device {name!r}: the {self.hypervisor(rec).info.name} driver cannot "
-                    f"change {kind} devices of a running instance; stop it first",
-                    instance=rec.name, device=name)
