@@ -73,8 +73,17 @@ def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:
             d.ok("config", "edit", "lxt-cfgdev",
                  input=shown.replace("config:", "config:\n  user.edited: 'yes'", 1))
             assert d.ok("config", "get", "lxt-cfgdev", "user.edited") == "yes\n"
+            # the host's /etc, read-only: readable, never writable from the container
             d.ok("stop", "lxt-cfgdev", "--force")
-            d.ok("config", "device", "remove", "lxt-cfgdev", "data")
+            d.ok("config", "device", "add", "lxt-cfgdev", "hostetc", "disk", "source=/etc",
+                 "path=/mnt/hostetc", "readonly=true")
+            d.ok("start", "lxt-cfgdev")
+            assert d.ok("exec", "lxt-cfgdev", "--", "cat", "/mnt/hostetc/hostname") == \
+                Path("/etc/hostname").read_text()
+            r = d.cli("exec", "lxt-cfgdev", "--", "sh", "-c", "echo x > /mnt/hostetc/lxt-w")
+            assert r.returncode != 0 and not Path("/etc/lxt-w").exists()
+            d.ok("stop", "lxt-cfgdev", "--force")
+            d.ok("config", "device", "remove", "lxt-cfgdev", "data", "hostetc")
             assert d.ok("config", "device", "list", "lxt-cfgdev") == "root\n"
     finally:
         shutil.rmtree(shared, ignore_errors=True)
