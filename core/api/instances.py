@@ -226,3 +226,15 @@ async def instance_update(
 
 
 METHODS["instance.update"] = instance_update
+
+
+async def instance_rebuild(ctx: CallContext, name: str, image: str | None = None,
+                           empty: bool = False, *, project: str = "default") -> dict[str, Any]:
+    """A new root volume from ``image`` (or an empty one: ``empty``), keeping config,
+    devices, profiles and identity; the instance must be stopped."""
+    op = await app_of(ctx).instances.rebuild(project_name(project), name, image=image,
+                                             empty=empty)
+    return op.to_api()
+
+
+METHODS["instance.rebuild"] = instance_rebuild

@@ -23,6 +23,7 @@ Instances:
   start, stop, restart    Change the power state of instances (--all, --force, --timeout)
   pause, resume           Freeze and unfreeze instances
   delete NAME...          Delete instances (--force; aliases: rm, remove)
+  rebuild IMAGE NAME      A stopped instance's root anew from an image (or --empty)
   list [FILTER...]        List instances (--format, --columns; alias: ls)
   info [NAME]             Show instance or server information
   config KEY|device ...   Instance config: get, set, unset, show, edit; device add,
@@ -62,6 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("instances", "delete"),
     "rm": ("instances", "delete"),
     "remove": ("instances", "delete"),
+    "rebuild": ("rebuild", "rebuild"),
     "list": ("instances", "list_"),
     "ls": ("instances", "list_"),
     "info": ("instances", "info"),

@@ -28,6 +28,7 @@ TRANSITIONS: dict[str, Transition] = {
     "freeze": Transition(frozenset({"Running"}), "Frozen"),
     "unfreeze": Transition(frozenset({"Frozen"}), "Running"),
     "delete": Transition(frozenset({"Stopped", "Error"}), None),
+    "rebuild": Transition(frozenset({"Stopped"}), "Stopped"),
 }
 
 # What Incus answers for a refused transition, by (action, current state).
@@ -42,6 +43,8 @@ _REFUSALS = {
     ("unfreeze", "Stopped"): "The instance isn't running",
     ("delete", "Running"): "Instance is running: stop it first, or delete with --force",
     ("delete", "Frozen"): "Instance is frozen: stop it first, or delete with --force",
+    ("rebuild", "Running"): "The instance must be stopped to be rebuilt",
+    ("rebuild", "Frozen"): "The instance must be stopped to be rebuilt",
 }
 
 

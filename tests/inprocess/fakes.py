@@ -114,11 +114,13 @@ class _Storage:
         self._call("delete_image_volume", fingerprint)
 
     async def create_volume(self, pool: PoolRecord, volume: Volume) -> None:
+        self._call("create_volume", volume.storage_name)
         self.world.volumes[(pool.name, volume.storage_name)] = ""
 
     async def create_volume_from_image(self, pool: PoolRecord, volume: Volume,
                                        image: ImageSource) -> None:
         self._call("create_volume_from_image", volume.storage_name)
+        self.world.fail("create_volume_from_image")
         await trio.sleep(0)
         self.world.volumes[(pool.name, volume.storage_name)] = image.fingerprint
 
@@ -182,6 +184,7 @@ class FakeHypervisor:
 
     async def start(self, inst: InstanceRecord, devices: list[Device]) -> None:
         self.world.fail("start")
+        self.world.calls.append(("hv.start", inst.qualified_name))
         self.world.started_with[inst.qualified_name] = devices
         self.world.running.add(inst.qualified_name)
 

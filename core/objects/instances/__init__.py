@@ -1,5 +1,5 @@
-"""Instances: one module per action (create, power, delete, exec) and the view that
-``list``/``info`` show, joined into one service object."""
+"""Instances: one module per action (create, power, delete, exec, rebuild ...) and the
+view that ``list``/``info`` show, joined into one service object."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from lxctl.objects.instances.exec import Exec
 from lxctl.objects.instances.files import Files
 from lxctl.objects.instances.power import Power
 from lxctl.objects.instances.profiles import ProfileAssignment
+from lxctl.objects.instances.rebuild import Rebuild
 from lxctl.objects.instances.update import Update
 from lxctl.objects.instances.view import View
 
 
-class Instances(Create, Power, Delete, Exec, Files, Update, ProfileAssignment, View):
+class Instances(Create, Power, Delete, Exec, Files, Update, ProfileAssignment, Rebuild,
+                View):
     """The instance service."""
