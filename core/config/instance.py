@@ -49,6 +49,10 @@ INSTANCE_KEYS = (
 
     ConfigKey("boot.autostart", _I, KeyType.BOOL, live=True,
               doc="Start the instance when the daemon starts, whatever its last state"),
+    ConfigKey("boot.autostart.priority", _I, KeyType.INTEGER, "0", live=True,
+              doc="Order of the start when the daemon starts: higher first (ties by name)"),
+    ConfigKey("boot.autostart.delay", _I, KeyType.INTEGER, "0", live=True,
+              doc="Seconds to wait after starting the instance before starting the next"),
     ConfigKey("user.", _I, live=True, doc="Free-form user keys"),
     ConfigKey("environment.", _I, live=True, doc="Environment variables for exec"),
     ConfigKey("image.", _I, doc="Properties of the image the instance was made from"),

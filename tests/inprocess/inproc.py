@@ -131,6 +131,13 @@ async def import_image(client: Client, alias: str, project: str = "default") -> 
     return image
 
 
+async def wait_status(client: Client, name: str, status: str,
+                      project: str = "default") -> None:
+    """Poll until the instance shows ``status`` (autostart runs after readiness)."""
+    while (await client.call("instance.get", name=name, project=project))["status"] != status:
+        await trio.sleep(0.01)
+
+
 @asynccontextmanager
 async def daemon(directory: Path, **config: Any) -> AsyncIterator[InProcessDaemon]:
     """Run one daemon on ``directory`` until the block ends (then it shuts down)."""

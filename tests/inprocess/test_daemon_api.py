@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from inproc import RpcError, daemon, import_image
+from inproc import RpcError, daemon, import_image, wait_status
 
 from lxctl.drivers.auth import PeerCredentials
 from lxctl.drivers.devices import DiskDevice, NicDevice
@@ -136,6 +136,7 @@ async def test_degraded_start_waits_for_a_pool_then_starts_its_instances(
         world.unmountable.add("flaky")
         async with daemon(directory) as d:
             c = await d.client()
+            await wait_status(c, "on-default", "Running")  # started after readiness
             states = {i["name"]: i["status"] for i in await c.call("instance.list")}
             assert states == {"on-default": "Running", "on-flaky": "Stopped"}
             pools = {p["name"]: p for p in await c.call("storage.list")}
@@ -279,6 +280,7 @@ async def test_a_daemon_starts_on_a_foundation_database(tmp_path: Path) -> None:
     with trio.fail_after(20):
         async with daemon(directory) as d:
             c = await d.client()
+            await wait_status(c, "c1", "Running")  # started after readiness
             (inst,) = await c.call("instance.list")
             assert (inst["name"], inst["project"], inst["status"]) == ("c1", "default",
                                                                         "Running")

@@ -25,6 +25,11 @@ def _update(rec: InstanceRecord, t: Tables) -> None:
     t.instance_update(rec)
 
 
+def _int(config: dict[str, str], key: str) -> int:
+    value = config.get(key, "")
+    return int(value) if value.isdigit() else 0
+
+
 class Power(InstanceBase):
     async def do_start(self, rec: InstanceRecord) -> None:
         config, devices = await self.profiles.expand(rec)
@@ -113,11 +118,16 @@ class Power(InstanceBase):
     # ------------------------------------------------------------------ daemon start
     async def adopt(self) -> None:
         """After a (re)start: keep running instances; start those that should run, now
-        or, when a pool or network they need is unavailable, once it is back."""
+        or, when a pool or network they need is unavailable, once it is back.
+
+        Those that can start now start in the background, in ``boot.autostart.priority``
+        order (higher first, ties by name), each followed by its ``boot.autostart.delay``;
+        the daemon is ready meanwhile."""
         recs = await self.store.read(lambda t: t.instance_list(None))
         if not recs:
             return
         states = await self.states(recs, full=False)
+        due: list[tuple[int, InstanceRecord, int]] = []  # (priority, record, delay)
         for rec in recs:
             real = states[rec.key].status
             if real in ("Running", "Frozen"):
@@ -125,23 +135,46 @@ class Power(InstanceBase):
                 if rec.power_state != real:
                     rec.power_state = real
                     await self.store.write(partial(_update, rec))
-            elif rec.power_state in ("Running", "Frozen") or is_true(
-                    rec.config.get("boot.autostart")):
-                _, devices = await self.profiles.expand(rec)
+                continue
+            config, devices = await self.profiles.expand(rec)
+            if rec.power_state in ("Running", "Frozen") or is_true(config.get("boot.autostart")):
                 root = device_rules.root_disk(devices)
                 needs = [(POOL, root[1]["pool"])] if root else []
                 needs += self.networks.needs(rec, devices)
                 if self.availability.when_available(needs, partial(self.autostart, rec),
                                                     f"start of instance {rec.name}"):
-                    await self.autostart(rec)
+                    due.append((_int(config, "boot.autostart.priority"), rec,
+                                _int(config, "boot.autostart.delay")))
+        if due:
+            due.sort(key=lambda d: (-d[0], d[1].name, d[1].project))
+            self.ops.nursery.start_soon(self._autostart_in_order,
+                                        [(rec, delay) for _, rec, delay in due])
+
+    async def _autostart_in_order(self, due: list[tuple[InstanceRecord, int]]) -> None:
+        for i, (rec, delay) in enumerate(due):
+            if self.ops.closing:  # the daemon is shutting down: start nothing more
+                return
+            try:  # it may have changed (or gone) while earlier ones started
+                rec = await self.get(rec.project, rec.name)
+                if await self.status(rec) != "Stopped":
+                    continue
+            except LxctlError:
+                continue
+            if await self._start_at_boot(rec) and delay and i + 1 < len(due):
+                await trio.sleep(delay)
 
     async def autostart(self, rec: InstanceRecord) -> None:
+        await self._start_at_boot(rec)
+
+    async def _start_at_boot(self, rec: InstanceRecord) -> bool:
         try:
             async with self.holding(rec, "start"):
                 await self.do_start(rec)
-            log.info("autostarted instance", instance=rec.name)
         except LxctlError as exc:
             log.warning("autostart failed", instance=rec.name, error=exc.message)
+            return False
+        log.info("autostarted instance", instance=rec.name)
+        return True
 
     async def stop_all(self, timeout: float, force: bool) -> None:
         recs = await self.store.read(lambda t: t.instance_list(None))
