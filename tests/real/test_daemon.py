@@ -110,8 +110,8 @@ def test_sigterm_leaves_containers_running_and_shutdown_stops_them(fresh_daemon:
     assert d.proc.wait(30) == 0
     # nothing runs: the daemon's cgroup prefix is gone with it
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup_prefix(d.dir)}"))
-    d.start()  # it was running when the daemon stopped it: started again (last state)
-    assert d.states()["lxt-term"] == "RUNNING"
+    d.start()  # it was running when the daemon stopped it: started again (last state),
+    wait_for(lambda: d.states()["lxt-term"] == "RUNNING", timeout=20)  # after readiness
     d.ok("delete", "--force", "lxt-term")
 
 

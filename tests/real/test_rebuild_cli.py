@@ -30,3 +30,11 @@ def test_rebuild_gives_a_fresh_root_and_keeps_the_rest(daemon: Daemon) -> None:
         shown = json.loads(d.ok("list", name, "--format", "json"))[0]
         assert shown["devices"]["etc"]["source"] == "/etc"
         assert shown["config"]["volatile.base_image"]
+        d.ok("stop", name, "--force")
+        r = d.cli("rebuild", name)
+        assert r.returncode == 1 and "IMAGE NAME" in r.stderr
+        d.ok("rebuild", name, "--empty")
+        shown = json.loads(d.ok("list", name, "--format", "json"))[0]
+        assert "volatile.base_image" not in shown["config"]
+        assert not [k for k in shown["config"] if k.startswith("image.")]
+        assert shown["config"]["user.kept"] == "yes"

@@ -42,8 +42,9 @@ def test_a_missing_dir_pool_is_unavailable_then_comes_back_with_its_instance(
         d.ok("admin", "shutdown", timeout=90)  # both stop; both were running
         d.proc.wait(30)  # type: ignore[union-attr]
         source.rename(source.with_name("degraded-pool2.away"))  # the pool's disk is gone
-        d.start()  # the daemon starts anyway
-        assert d.states() == {"lxt-on-default": "RUNNING", "lxt-on-pool2": "STOPPED"}
+        d.start()  # the daemon starts anyway; autostart runs after readiness
+        wait_for(lambda: d.states() == {"lxt-on-default": "RUNNING",
+                                        "lxt-on-pool2": "STOPPED"}, timeout=20)
         pool2 = _pools(d)["pool2"]
         assert pool2["status"] == "Unavailable" and "is missing" in pool2["reason"]
         r = d.cli("start", "lxt-on-pool2")
