@@ -1,4 +1,4 @@
-"""``instance.*``: list, get, create, power, delete, exec.
+"""``instance.*``: list, get, create, power, delete, exec, console.
 
 Long actions return an operation object at once; ``operation.wait`` blocks until it
 ends.
@@ -13,7 +13,7 @@ import trio
 
 from lxctl.api.context import app_of, project_name
 from lxctl.config.instance_types import limits_for
-from lxctl.drivers.hypervisor import ExecRequest, StreamInput
+from lxctl.drivers.hypervisor import ExecOutput, ExecRequest, StreamInput
 from lxctl.errors import InvalidArgument
 from lxctl.rpc import Method
 from lxctl.state.records import InstanceRecord
@@ -159,12 +159,28 @@ async def instance_exec(
     if any("\0" in arg for arg in command):
         raise InvalidArgument("command arguments must not contain NUL bytes")
     request = ExecRequest(command, environment or {}, cwd, user, group, interactive, width, height)
-    conn = ctx.conn
-    if stream is None:  # no input: stdin reads as end-of-file at once
+    stdin = _input_of(ctx, stream)
+    try:
+        code = await app_of(ctx).instances.exec(project_name(project), name, request, stdin,
+                                                _output_to(ctx, stream))
+    finally:
+        if stream is not None:
+            ctx.conn.release_stream(stream)
+    return {"return": code}
+
+
+def _input_of(ctx: CallContext, stream: str | None) -> trio.MemoryReceiveChannel[StreamInput]:
+    """The ``stream.input`` notifications for ``stream`` (None: end-of-file at once)."""
+    if stream is None:
         no_input, stdin = trio.open_memory_channel[StreamInput](0)
         no_input.close()
-    else:
-        stdin = conn.claim_stream(stream)
+        return stdin
+    return ctx.conn.claim_stream(stream)
+
+
+def _output_to(ctx: CallContext, stream: str | None) -> ExecOutput:
+    """Output as ``exec.output`` notifications {stream, fd, data (base64)}."""
+    conn = ctx.conn
 
     async def output(fd: int, data: bytes) -> None:
         if conn.closed:
@@ -176,12 +192,7 @@ async def instance_exec(
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client left mid-exec: its output goes nowhere, the command runs on
 
-    try:
-        code = await app_of(ctx).instances.exec(project_name(project), name, request, stdin, output)
-    finally:
-        if stream is not None:
-            conn.release_stream(stream)
-    return {"return": code}
+    return output
 
 
 async def instance_set_profiles(ctx: CallContext, name: str, profiles: list[str], *,
@@ -238,3 +249,33 @@ async def instance_rebuild(ctx: CallContext, name: str, image: str | None = None
 
 
 METHODS["instance.rebuild"] = instance_rebuild
+
+
+async def instance_console_log(ctx: CallContext, name: str, *,
+                               project: str = "default") -> dict[str, Any]:
+    """The instance's console output so far: {"log": text} (undecodable bytes replaced)."""
+    data = await app_of(ctx).instances.console_log(project_name(project), name)
+    return {"log": data.decode(errors="replace")}
+
+
+METHODS["instance.console_log"] = instance_console_log
+
+
+async def instance_console(ctx: CallContext, name: str, width: int = 80, height: int = 24,
+                           stream: str | None = None, *,
+                           project: str = "default") -> dict[str, Any]:
+    """Attach to the running instance's console: input as ``stream.input`` for
+    ``stream`` (its end detaches), output as ``exec.output`` (fd 1). Returns
+    {"return": 0} once detached."""
+    stdin = _input_of(ctx, stream)
+    try:
+        code = await app_of(ctx).instances.console(
+            project_name(project), name, width=width, height=height, stdin=stdin,
+            output=_output_to(ctx, stream))
+    finally:
+        if stream is not None:
+            ctx.conn.release_stream(stream)
+    return {"return": code}
+
+
+METHODS["instance.console"] = instance_console

@@ -43,6 +43,8 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
             "idmap": None
             if idmap is None
             else {"uid_base": idmap.uid_base, "gid_base": idmap.gid_base, "size": idmap.size},
+            "hypervisors": {name: driver.environment()
+                            for name, driver in app.drivers.all("hypervisor").items()},
         },
         "plugins": _plugins_with_drivers(app, drivers),
         "plugins_disabled": app.hooks.blocked(),

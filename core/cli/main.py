@@ -30,6 +30,8 @@ Instances:
                           remove, set, unset, get, list, show
   file push|pull|delete   Files in an instance (NAME/PATH; paths stay inside it)
   exec NAME -- CMD...     Run a command in an instance (--env, --cwd, --user)
+  console NAME            Attach to an instance's console (ctrl+a q detaches;
+                          --show-log: its output so far)
 
 Images, storage, profiles and the daemon:
   image build|import|list|show|delete
@@ -68,6 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("instances", "list_"),
     "info": ("instances", "info"),
     "exec": ("exec", "exec_"),
+    "console": ("console", "console"),
     "image": ("images", "image"),
     "monitor": ("monitor", "monitor"),
     "operation": ("operation", "operation"),

@@ -138,6 +138,21 @@ class HypervisorDriver(Protocol):
     ) -> int:
         """Run a command; stream its output; return its exit code (128+N for signal N)."""
 
+    async def console(
+        self, inst: InstanceRecord, *, width: int, height: int,
+        stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput,
+    ) -> int:
+        """Attach to the running instance's console (a terminal of ``width`` x
+        ``height``): relay ``stdin`` to it and its output to ``output`` (fd 1) until the
+        client detaches (or input ends); return 0 then."""
+
+    async def console_log(self, inst: InstanceRecord) -> bytes:
+        """The instance's console output so far (empty if it never ran)."""
+
+    def environment(self) -> dict[str, Any]:
+        """What this host gives the driver's instances (``server.info`` shows it under
+        ``environment.hypervisors.<name>``), e.g. {"apparmor": False, "seccomp": True}."""
+
     async def delete(self, inst: InstanceRecord) -> None:
         """Remove everything but the root volume (config, cgroups, logs)."""
 

@@ -60,6 +60,7 @@ class World:
     fail_next: dict[str, int] = field(default_factory=dict)  # call name -> failures left
     started_with: dict[str, list[Device]] = field(default_factory=dict)
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    console: dict[str, bytes] = field(default_factory=dict)  # console_log() by instance
 
     def fail(self, call: str) -> None:
         left = self.fail_next.get(call, 0)
@@ -229,6 +230,24 @@ class FakeHypervisor:
         return {i.qualified_name: InstanceState(
             "Running" if i.qualified_name in self.world.running else "Stopped")
             for i in insts}
+
+    async def console(self, inst: InstanceRecord, *, width: int, height: int,
+                      stdin: trio.MemoryReceiveChannel[StreamInput],
+                      output: ExecOutput) -> int:
+        """Echoes its input (after a line with the size) until the input ends."""
+        await output(1, f"console {width}x{height}\n".encode())
+        async for item in stdin:
+            if isinstance(item, StreamData):
+                await output(1, item.data)
+            else:
+                break
+        return 0
+
+    async def console_log(self, inst: InstanceRecord) -> bytes:
+        return self.world.console.get(inst.qualified_name, b"")
+
+    def environment(self) -> dict[str, Any]:
+        return {"seccomp": True, "apparmor": False}
 
     async def exec(self, inst: InstanceRecord, request: ExecRequest,
                    stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput) -> int:

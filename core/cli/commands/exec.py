@@ -123,8 +123,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def exec_(command: str, args: list[str]) -> int:
     params = _parse(args)
-    client = connect()
-    interactive = params["interactive"]
+    return session(connect(), "instance.exec", params, interactive=params["interactive"])
+
+
+def session(client: Client, method: str, params: dict[str, Any], *, interactive: bool) -> int:
+    """Call ``method`` (exec or console) and relay stdin and its output until it
+    returns {"return": code}; ``interactive``: the local terminal in raw mode, its size
+    changes forwarded."""
 
     def on_notification(method: str, p: dict[str, Any]) -> None:
         if method == "exec.output":
@@ -150,7 +155,7 @@ def exec_(command: str, args: list[str]) -> int:
 
         signal.signal(signal.SIGWINCH, on_winch)
     try:
-        return _relay(client, params)
+        return _relay(client, method, params)
     finally:
         if saved is not None:
             import termios
@@ -158,10 +163,10 @@ def exec_(command: str, args: list[str]) -> int:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def _relay(client: Client, params: dict[str, Any]) -> int:
+def _relay(client: Client, method: str, params: dict[str, Any]) -> int:
     """Relay stdin and output at once: input is queued and sent when the socket takes
     it, so output is always read (a blocking send could deadlock with the daemon)."""
-    request_id = client.request("instance.exec", params)
+    request_id = client.request(method, params)
     client.buffered = True
     stdin_open = "stream" in params
     sock = client.fileno()

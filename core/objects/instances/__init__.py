@@ -3,6 +3,7 @@ view that ``list``/``info`` show, joined into one service object."""
 
 from __future__ import annotations
 
+from lxctl.objects.instances.console import Console
 from lxctl.objects.instances.create import Create
 from lxctl.objects.instances.delete import Delete
 from lxctl.objects.instances.exec import Exec
@@ -15,5 +16,5 @@ from lxctl.objects.instances.view import View
 
 
 class Instances(Create, Power, Delete, Exec, Files, Update, ProfileAssignment, Rebuild,
-                View):
+                Console, View):
     """The instance service."""

@@ -153,6 +153,7 @@ class LxcDriver:
             name=inst.name, root=root, devices=devices, config=inst.config,
             idmap=self.rootfs_idmap(inst), cgroup_dir=self.cgroup_dir, cgroup_name=name,
             log_file=self._dir(name) / "lxc.log",
+            console_log=self._dir(name) / lxc_config.CONSOLE_LOG,
             cgroup_limits=lxc_limits.changed_from_defaults(inst.config, self.cpus,
                                                            self.memory))
         path = self._dir(name) / "config"
@@ -198,6 +199,34 @@ class LxcDriver:
                               f"{outcome.tail() or self._log_tail(inst.qualified_name)}",
                               instance=inst.name)
         await self._thread(self._clean_cgroups, inst.qualified_name)
+
+    def environment(self) -> dict[str, Any]:
+        return {"apparmor": lxc_config.apparmor_enabled(),
+                "seccomp": lxc_config.SECCOMP.exists(), "seccomp_profile": str(lxc_config.SECCOMP)}
+
+    async def console_log(self, inst: InstanceRecord) -> bytes:
+        """The console output (the current file; rotation keeps one older copy)."""
+        path = self._dir(inst.qualified_name) / lxc_config.CONSOLE_LOG
+
+        def read() -> bytes:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return b""
+
+        return await trio.to_thread.run_sync(read, limiter=self.limiter)
+
+    async def console(
+        self, inst: InstanceRecord, *, width: int, height: int,
+        stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput,
+    ) -> int:
+        """Attach to the console (``lxc-console -t 0``, whose escape is ctrl+a) on a new
+        pty; the client detaches with ctrl+a q, and the end of its input sends those."""
+        argv = ["lxc-console", "-P", str(self.lxcpath), "-n", inst.qualified_name, "-t", "0"]
+        request = ExecRequest(argv, {}, interactive=True, width=width, height=height)
+        return await lxc_exec.run_pty(argv, request, stdin, output,
+                                      eof_data=lxc_exec.CONSOLE_DETACH,
+                                      hangup_data=lxc_exec.CONSOLE_DETACH)
 
     async def apply_config(self, inst: InstanceRecord, keys: frozenset[str]) -> None:
         """Write the limits into the running container's cgroups (all of them, so an

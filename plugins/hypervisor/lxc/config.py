@@ -22,6 +22,10 @@ from lxctl.public import (
 
 COMMON = Path("/usr/share/lxc/config/common.conf")
 USERNS = Path("/usr/share/lxc/config/userns.conf")
+SECCOMP = Path("/usr/share/lxc/config/common.seccomp")  # LXC's default deny list
+APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
+CONSOLE_LOG = "console.log"
+CONSOLE_SIZE = "1MB"  # the ring buffer and the log file's cap (one rotated copy kept)
 DEVICE_TYPES = frozenset({"disk", "nic", "unix-char", "unix-block"})
 
 
@@ -83,10 +87,18 @@ def _unix(device: UnixDevice) -> list[str]:
             "bind,create=file 0 0"]
 
 
+def apparmor_enabled() -> bool:
+    try:
+        return APPARMOR.read_text().strip().upper().startswith("Y")
+    except OSError:
+        return False
+
+
 def render(
     *, name: str, root: MountedVolume, config: dict[str, str], idmap: IdMap | None,
-    cgroup_dir: str, log_file: Path, devices: list[Device] | None = None,
-    cgroup_name: str | None = None, cgroup_limits: dict[str, str] | None = None,
+    cgroup_dir: str, log_file: Path, console_log: Path | None = None,
+    devices: list[Device] | None = None, cgroup_name: str | None = None,
+    cgroup_limits: dict[str, str] | None = None,
 ) -> str:
     cgroup_name = cgroup_name or name
     lines = [
@@ -107,6 +119,11 @@ def render(
         f"lxc.log.file = {log_file}",
         "lxc.log.level = WARN",
     ]
+    if SECCOMP.exists():  # common.conf includes it too: stated here, so it is visible
+        lines.append(f"lxc.seccomp.profile = {SECCOMP}")
+    if console_log is not None:
+        lines += [f"lxc.console.logfile = {console_log}", f"lxc.console.size = {CONSOLE_SIZE}",
+                  "lxc.console.rotate = 1"]
     nics = [d for d in devices or [] if isinstance(d, NicDevice)]
     if not nics:
         lines.append("lxc.net.0.type = empty")
@@ -117,8 +134,13 @@ def render(
             lines += _disk(device)
         elif isinstance(device, UnixDevice):
             lines += _unix(device)
-    if idmap is None and is_true(config.get("security.nesting")):
-        lines.append("lxc.mount.auto = cgroup:mixed:force")
+    if is_true(config.get("security.nesting")):
+        if idmap is None:
+            lines.append("lxc.mount.auto = cgroup:mixed:force")
+        else:  # an unprivileged one may mount proc and sysfs of its own nested containers
+            lines.append("lxc.mount.auto = proc:rw sys:rw cgroup:rw")
+        if apparmor_enabled():
+            lines.append("lxc.apparmor.allow_nesting = 1")
     for key, value in (cgroup_limits or {}).items():
         lines.append(f"lxc.cgroup.{key} = {value}")
     raw = config.get("raw.lxc")

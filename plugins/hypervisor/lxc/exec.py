@@ -11,6 +11,7 @@ reaches the container, so TIOCSTI cannot inject into it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -34,6 +35,7 @@ from lxctl.public import (
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 READ = 65536
+CONSOLE_DETACH = b"\x01q"  # lxc-console's escape (ctrl+a), then q
 DRAIN_AFTER_EXIT = 2.0  # seconds to keep reading output a background child holds open
 
 
@@ -74,8 +76,10 @@ async def _pump_output(fd: int, number: int, output: ExecOutput) -> None:
 async def _pump_input(
     stdin: trio.MemoryReceiveChannel[StreamInput], write_fd: int | None,
     on_control: Callable[[StreamInput], None], eof_data: bytes | None = None,
+    hangup_data: bytes | None = None,
 ) -> None:
-    """Feed input to ``write_fd``; end-of-file closes it (or writes ``eof_data``)."""
+    """Feed input to ``write_fd``; end-of-file closes it (or writes ``eof_data``); the
+    input's end without one (the client left) writes ``hangup_data`` if given."""
     stream = trio.lowlevel.FdStream(write_fd) if write_fd is not None else None
     try:
         async for item in stdin:
@@ -93,6 +97,9 @@ async def _pump_input(
                     stream = None
             else:
                 on_control(item)
+        if stream is not None and hangup_data is not None:  # the client has gone
+            with contextlib.suppress(trio.BrokenResourceError, OSError):
+                await stream.send_all(hangup_data)
     except (trio.ClosedResourceError, trio.EndOfChannel):
         pass
     finally:
@@ -153,9 +160,11 @@ async def run_piped(
 
 async def run_pty(
     argv: list[str], request: ExecRequest, stdin: trio.MemoryReceiveChannel[StreamInput],
-    output: ExecOutput,
+    output: ExecOutput, eof_data: bytes = b"\x04", hangup_data: bytes | None = None,
 ) -> int:
-    """Run ``argv`` (an ``lxc-attach`` command line) on a new pty's slave."""
+    """Run ``argv`` (an ``lxc-attach`` or ``lxc-console`` command line) on a new pty's
+    slave; an EOF item writes ``eof_data`` (ctrl+d; ``lxc-console``: its detach keys),
+    the end of the input (the client left) ``hangup_data``."""
     master, slave = os.openpty()
     try:
         tty.setraw(slave)
@@ -181,7 +190,8 @@ async def run_pty(
     master_in = os.dup(master)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump_input, stdin, master_in, control, b"\x04")
+            nursery.start_soon(_pump_input, stdin, master_in, control, eof_data,
+                               hangup_data)
             async with trio.open_nursery() as readers:
                 readers.start_soon(_pump_output, master, 1, output)
                 code = await process.wait()
