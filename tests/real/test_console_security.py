@@ -67,6 +67,7 @@ def test_seccomp_policy_applies_and_is_reported(daemon: Daemon) -> None:
         assert "Seccomp:\t2" in status
         inside = d.ok("exec", "lxt-seccomp", "--", "grep", "Seccomp:", "/proc/self/status")
         assert inside.split() == ["Seccomp:", "2"]
+        assert "ro" in _mount_options(d, "lxt-seccomp")["/proc/sys"]  # no nesting: mixed
 
 
 def test_nesting_unprivileged_mounts_proc_and_sys_rw(daemon: Daemon) -> None:
@@ -76,8 +77,13 @@ def test_nesting_unprivileged_mounts_proc_and_sys_rw(daemon: Daemon) -> None:
         config = (d.dir / "containers" / "lxt-nest" / "config").read_text()
         assert "lxc.mount.auto = proc:rw sys:rw cgroup:rw" in config
         assert "lxc.idmap" in config  # still unprivileged
-        mounts = d.ok("exec", "lxt-nest", "--", "cat", "/proc/mounts").splitlines()
-        options = {fields[1]: fields[3].split(",") for fields in map(str.split, mounts)
-                   if len(fields) > 3}
+        options = _mount_options(d, "lxt-nest")
         assert "rw" in options["/proc"]
         assert "rw" in options["/sys"]
+        assert "/proc/sys" not in options  # proc:mixed would mount it read-only
+
+
+def _mount_options(d: Daemon, name: str) -> dict[str, list[str]]:
+    mounts = d.ok("exec", name, "--", "cat", "/proc/mounts").splitlines()
+    return {fields[1]: fields[3].split(",") for fields in map(str.split, mounts)
+            if len(fields) > 3}
