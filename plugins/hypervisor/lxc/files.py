@@ -28,6 +28,13 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _copy(source: int, target: int) -> None:
+    while chunk := os.read(source, CHUNK):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view):]
+
+
 def child_push(args: tuple[str, int, int, int, bool]) -> int:
     """Write standard input to ``path`` (created or truncated), then own and mode it."""
     _only_stdio()
@@ -41,10 +48,7 @@ def child_push(args: tuple[str, int, int, int, bool]) -> int:
                 return _fail(f"{path} is not a regular file")
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
-            while chunk := os.read(0, CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+            _copy(0, fd)
         finally:
             os.close(fd)
     except OSError as exc:
@@ -60,10 +64,7 @@ def child_pull(path: str) -> int:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return _fail(f"{path} is not a regular file")
-            while chunk := os.read(fd, CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(1, view):]
+            _copy(fd, 1)
         finally:
             os.close(fd)
     except OSError as exc:
