@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,3 +150,24 @@ async def run(
             tool=tool, returncode=outcome.returncode,
         )
     return outcome
+
+
+async def spawn_service(argv: Sequence[str | os.PathLike[str]], *,
+                        log_file: str | os.PathLike[str]) -> None:
+    """Start a host service that outlives the daemon (LXCFS, a FUSE filesystem daemon):
+    detached by ``setsid -f`` (its own session; init, not the daemon, is its parent),
+    stdin from /dev/null, its output appended to ``log_file``. Returns once it is
+    forked: the caller checks that it came up in its own terms (a mount, a socket)."""
+    args = tuple(str(a) for a in argv)
+    with open(log_file, "ab") as out:
+        try:
+            proc = await trio.run_process(("setsid", "-f", *args), stdin=subprocess.DEVNULL,
+                                          stdout=out,
+                                          stderr=out, check=False)
+        except OSError as exc:
+            raise DriverError(f"cannot run {tool_name(args)}: {exc.strerror or exc}",
+                              tool=tool_name(args)) from None
+    log.debug("service", argv=redact_argv(args), rc=proc.returncode)
+    if proc.returncode != 0:
+        raise DriverError(f"cannot start {tool_name(args)} (setsid exit {proc.returncode})",
+                          tool=tool_name(args))

@@ -65,7 +65,7 @@ from lxctl.errors import (
     Timeout,
     Unavailable,
 )
-from lxctl.execute import Outcome, run
+from lxctl.execute import Outcome, run, spawn_service
 from lxctl.kernel.events import Event, LifecycleEvent, LoggingEvent, OperationEvent
 from lxctl.objects.idmap import IdMap, shift_tree
 from lxctl.plugin import impl
@@ -84,5 +84,5 @@ __all__ = [
     "PluginError", "PoolRecord", "ProxyDevice", "Scope", "StorageDriver", "StorageInfo",
     "StreamData", "StreamEOF", "StreamInput", "StreamResize", "StreamSignal", "Timeout",
     "Unavailable", "UnixDevice", "UsbDevice", "Volume", "VolumeType", "VolumeUsage",
-    "device_type", "impl", "is_true", "parse_size", "run", "shift_tree",
+    "device_type", "impl", "is_true", "parse_size", "run", "shift_tree", "spawn_service",
 ]

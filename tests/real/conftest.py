@@ -103,3 +103,21 @@ def fresh_daemon(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Daem
         yield d
 
 
+
+
+def _lxcfs_pids() -> set[int]:
+    r = subprocess.run(["pgrep", "-x", "lxcfs"], capture_output=True, text=True)
+    return {int(p) for p in r.stdout.split()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_lxcfs() -> Iterator[None]:
+    """The LXC driver starts LXCFS, a host service, when it is not running, and leaves it
+    running: a session stops the one its daemons started."""
+    before = _lxcfs_pids()
+    yield
+    started = _lxcfs_pids() - before
+    for pid in started:
+        os.kill(pid, signal.SIGTERM)
+    if started:
+        subprocess.run(["umount", "-l", "/var/lib/lxcfs"], capture_output=True)

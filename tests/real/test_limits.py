@@ -53,3 +53,36 @@ def test_limits_at_start_live_and_unset(daemon: Daemon) -> None:
         d.ok("restart", "lxt-limits", "--force")  # the config file agrees after a restart
         assert int(_cgroup(d, "lxt-limits", "memory", "memory.limit_in_bytes")) == 32 * MiB
         assert _cgroup(d, "lxt-limits", "pids", "pids.max") == "80"
+
+
+def test_memory_limit_on_a_running_container_as_its_tools_see_it(daemon: Daemon) -> None:
+    """limits.memory set on a running container: the cgroup has it, LXCFS makes ``free``
+    inside show it, a process that wants more is killed, and both sides live on."""
+    d = daemon
+    d.ok("init", "bb", "lxt-free", "-q", "-c", "limits.cpu=1")
+    with d.deleted_afterwards("lxt-free"):
+        # procps's free, the host's, run from a read-only bind of /usr (busybox's own free
+        # asks sysinfo(2), which LXCFS cannot answer: Incus intercepts that syscall, and
+        # only when security.syscalls.intercept.sysinfo is set)
+        d.ok("config", "device", "add", "lxt-free", "usr", "disk", "source=/usr",
+             "path=/host/usr", "readonly=true")
+        d.ok("start", "lxt-free")
+        free = ["/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "--library-path",
+                "/host/usr/lib/x86_64-linux-gnu", "/host/usr/bin/free", "-m"]
+        d.ok("config", "set", "lxt-free", "limits.memory=64MiB")
+        assert int(_cgroup(d, "lxt-free", "memory", "memory.limit_in_bytes")) == 64 * MiB
+        total = int(d.ok("exec", "lxt-free", "--", *free).splitlines()[1].split()[1])
+        assert total == 64  # MiB, as LXCFS reads them off the cgroup
+        assert d.ok("exec", "lxt-free", "--", "nproc") == "1\n"
+        pid = d.init_process("lxt-free")[0]
+        assert "lxcfs" in Path(f"/proc/{pid}/mountinfo").read_text()
+        r = d.cli("exec", "lxt-free", "--", "sh", "-c", "head -c 200m /dev/zero | tail")
+        assert r.returncode == 128 + 9
+        assert d.ok("exec", "lxt-free", "--", "echo", "alive") == "alive\n"
+        d.ok("config", "set", "lxt-free", "limits.memory=96MiB")
+        total = int(d.ok("exec", "lxt-free", "--", *free).splitlines()[1].split()[1])
+        assert total == 96
+        assert d.states()["lxt-free"] == "RUNNING"
+        info = d.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info"})["result"]
+        assert info["environment"]["hypervisors"]["lxc"]["lxcfs"] is True
+

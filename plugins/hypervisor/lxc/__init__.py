@@ -49,6 +49,7 @@ from . import config as lxc_config
 from . import exec as lxc_exec
 from . import files as lxc_files
 from . import limits as lxc_limits
+from .lxcfs import Lxcfs
 
 log = structlog.get_logger("lxctl.lxc")
 
@@ -82,6 +83,7 @@ class LxcDriver:
         self.limiter = trio.CapacityLimiter(8)
         self.cpus = lxc_limits.host_cpus()
         self.memory = lxc_limits.host_memory()
+        self.lxcfs = Lxcfs(ctx.state_dir / "lxcfs.log")
 
     @classmethod
     def probe(cls) -> str | None:
@@ -147,7 +149,7 @@ class LxcDriver:
         self._write_config(inst, root, [])
 
     def _write_config(self, inst: InstanceRecord, root: MountedVolume,
-                      devices: list[Device]) -> None:
+                      devices: list[Device], lxcfs: Path | None = None) -> None:
         name = inst.qualified_name
         text = lxc_config.render(
             name=inst.name, root=root, devices=devices, config=inst.config,
@@ -155,7 +157,8 @@ class LxcDriver:
             log_file=self._dir(name) / "lxc.log",
             console_log=self._dir(name) / lxc_config.CONSOLE_LOG,
             cgroup_limits=lxc_limits.changed_from_defaults(inst.config, self.cpus,
-                                                           self.memory))
+                                                           self.memory),
+            lxcfs=lxcfs)
         path = self._dir(name) / "config"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
@@ -166,7 +169,7 @@ class LxcDriver:
 
     async def start(self, inst: InstanceRecord, devices: list[Device]) -> None:
         root = lxc_config.root_of(devices)
-        self._write_config(inst, root, devices)
+        self._write_config(inst, root, devices, await self.lxcfs.ensure())
         await self._thread(self._clean_cgroups, inst.qualified_name)
         (self._dir(inst.qualified_name) / "lxc.log").unlink(missing_ok=True)
         # lxc-start returns once the container runs (or failed); never c.start() here
@@ -202,7 +205,8 @@ class LxcDriver:
 
     def environment(self) -> dict[str, Any]:
         return {"apparmor": lxc_config.apparmor_enabled(),
-                "seccomp": lxc_config.SECCOMP.exists(), "seccomp_profile": str(lxc_config.SECCOMP)}
+                "seccomp": lxc_config.SECCOMP.exists(), "seccomp_profile": str(lxc_config.SECCOMP),
+                **self.lxcfs.status()}
 
     async def console_log(self, inst: InstanceRecord) -> bytes:
         """The console output (the current file; rotation keeps one older copy)."""

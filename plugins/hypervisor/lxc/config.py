@@ -20,6 +20,8 @@ from lxctl.public import (
     is_true,
 )
 
+from .lxcfs import mount_entries
+
 COMMON = Path("/usr/share/lxc/config/common.conf")
 USERNS = Path("/usr/share/lxc/config/userns.conf")
 SECCOMP = Path("/usr/share/lxc/config/common.seccomp")  # LXC's default deny list
@@ -98,7 +100,7 @@ def render(
     *, name: str, root: MountedVolume, config: dict[str, str], idmap: IdMap | None,
     cgroup_dir: str, log_file: Path, console_log: Path | None = None,
     devices: list[Device] | None = None, cgroup_name: str | None = None,
-    cgroup_limits: dict[str, str] | None = None,
+    cgroup_limits: dict[str, str] | None = None, lxcfs: Path | None = None,
 ) -> str:
     cgroup_name = cgroup_name or name
     lines = [
@@ -141,6 +143,8 @@ def render(
             lines.append("lxc.mount.auto = proc:rw sys:rw cgroup:rw")
         if apparmor_enabled():
             lines.append("lxc.apparmor.allow_nesting = 1")
+    if lxcfs is not None:
+        lines += mount_entries(lxcfs)
     for key, value in (cgroup_limits or {}).items():
         lines.append(f"lxc.cgroup.{key} = {value}")
     raw = config.get("raw.lxc")
