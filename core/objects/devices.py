@@ -107,7 +107,13 @@ def check_live_change(instance: str, driver: str, hotplug: frozenset[str],
     for device in sorted(old.keys() | new.keys()):
         if old.get(device) == new.get(device):
             continue
-        kind = (new.get(device) or old.get(device) or {}).get("type", "")
+        conf = new.get(device) or old.get(device) or {}
+        kind = conf.get("type", "")
+        if kind == "disk" and "/" in (new.get(device, {}).get("path"),
+                                      old.get(device, {}).get("path")):
+            raise InvalidState(
+                f"Device {device!r}: the root disk of running instance {instance!r} "
+                f"cannot change; stop it first", instance=instance, device=device)
         if kind not in hotplug:
             raise InvalidState(
                 f"Device {device!r}: the {driver} driver cannot change {kind} devices of "
@@ -152,9 +158,11 @@ def _unix(name: str, conf: Mapping[str, str]) -> UnixDevice:
 
 async def resolve(inst: InstanceRecord, devices: Mapping[str, Any], root: MountedVolume,
                   plug_nic: PlugNic) -> list[Device]:
-    """Typed devices for a start; the root disk first."""
+    """Typed devices for a start: the root disk first, then by path, so that a mount
+    comes before the mounts inside it (``/srv`` before ``/srv/data``)."""
     out: list[Device] = []
-    for name, conf in sorted(devices.items(), key=lambda item: item[1].get("path") != "/"):
+    for name, conf in sorted(devices.items(), key=lambda item: (
+            item[1].get("path") != "/", item[1].get("path") or "", item[0])):
         dtype = conf["type"]
         if dtype == "disk":
             src = root if conf["path"] == "/" else MountedVolume(Path(conf["source"]))

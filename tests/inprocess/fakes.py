@@ -167,7 +167,7 @@ class FakeHypervisor:
     info: ClassVar[HypervisorInfo] = HypervisorInfo(
         name="fakect", instance_types=frozenset({"container"}),
         device_types=frozenset({"disk", "nic"}), live_config=frozenset({"limits.memory"}),
-        files=frozenset({"Running"}),
+        files=frozenset({"Running"}), hotplug=frozenset({"nic"}),
         config_keys=(ConfigKey("raw.fakect", Scope.INSTANCE, doc="extra fake config"),))
 
     def __init__(self, ctx: DriverContext) -> None:
@@ -220,10 +220,15 @@ class FakeHypervisor:
         self.world.files.pop((inst.qualified_name, path))
 
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
-        raise AssertionError("the core asked for a hot-plug the driver does not declare")
+        assert device.type in self.info.hotplug, "a hot-plug the driver does not declare"
+        assert inst.qualified_name in self.world.running
+        self.world.fail(f"hotplug {device.name}")
+        self.world.calls.append(("hv.hotplug", (device.name, device)))
 
     async def hot_unplug(self, inst: InstanceRecord, device: Device) -> None:
-        raise AssertionError("the core asked for a hot-unplug the driver does not declare")
+        assert device.type in self.info.hotplug, "a hot-unplug the driver does not declare"
+        assert inst.qualified_name in self.world.running
+        self.world.calls.append(("hv.hot_unplug", (device.name, device)))
 
     async def states(self, insts: list[InstanceRecord], *, full: bool
                      ) -> dict[str, InstanceState]:

@@ -128,3 +128,35 @@ async def test_instance_types_set_cpu_and_memory(tmp_path: Path) -> None:
                     await c.call("instance.create", image="img", name="c",
                                  config={key: value})
             assert [i["name"] for i in await c.call("instance.list")] == ["a", "b"]
+
+
+async def test_hotplug_changes_a_running_instance_and_undoes_a_failed_change(
+        tmp_path: Path) -> None:
+    """Where the driver declares hot-plug (the fake: nics), a change to a running
+    instance's devices takes the old devices out, then puts the new ones in; when one
+    fails, what was done is undone and nothing is recorded."""
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            n1 = {"type": "nic", "nictype": "bridged", "parent": "br0", "mtu": "1500"}
+            await c.wait(await c.call("instance.create", image="img", name="c1",
+                                      devices={"n1": n1}, start=True))
+
+            def plugs() -> list[tuple[str, str, int | None]]:
+                return [(call, args[0], args[1].mtu) for call, args in d.world.calls
+                        if call in ("hv.hotplug", "hv.hot_unplug")]
+
+            n1_new = {**n1, "mtu": "9000"}
+            n2 = {"type": "nic", "nictype": "bridged", "parent": "br1"}
+            d.world.fail_next["hotplug n2"] = 1
+            with pytest.raises(RpcError, match="fake hotplug n2 failed"):
+                await c.call("instance.update", name="c1", devices={"n1": n1_new, "n2": n2})
+            assert plugs() == [("hv.hot_unplug", "n1", 1500), ("hv.hotplug", "n1", 9000),
+                               ("hv.hot_unplug", "n1", 9000), ("hv.hotplug", "n1", 1500)]
+            assert (await c.call("instance.get", name="c1"))["devices"] == {"n1": n1}
+
+            d.world.calls.clear()
+            await c.call("instance.update", name="c1", devices={"n2": n2})
+            assert plugs() == [("hv.hot_unplug", "n1", 1500), ("hv.hotplug", "n2", None)]
+            assert (await c.call("instance.get", name="c1"))["devices"] == {"n2": n2}

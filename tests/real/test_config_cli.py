@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from harness import Daemon
@@ -46,8 +47,14 @@ def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:
         with d.deleted_afterwards("lxt-cfgdev"):
             add = ("config", "device", "add", "lxt-cfgdev", "data", "disk",
                    f"source={shared}", "path=/mnt/data", "readonly=true")
-            r = d.cli(*add)  # running: the lxc driver declares no hot-plug
-            assert r.returncode == 1 and "stop it first" in r.stderr
+            d.ok(*add)  # running: hot-plugged at once
+            assert d.ok("exec", "lxt-cfgdev", "--", "cat", "/mnt/data/note") == "shared\n"
+            d.ok("config", "device", "remove", "lxt-cfgdev", "data")  # and out again
+            assert d.cli("exec", "lxt-cfgdev", "--", "cat", "/mnt/data/note").returncode == 1
+            r = d.cli("config", "device", "set", "lxt-cfgdev", "root", "size=1GiB")
+            assert r.returncode == 1 and "config device override" in r.stderr
+            r = d.cli("config", "device", "override", "lxt-cfgdev", "root", "size=1GiB")
+            assert r.returncode == 1 and "root disk of running instance" in r.stderr
             d.ok("stop", "lxt-cfgdev", "--force")
             d.ok(*add)
             assert d.ok("config", "device", "list", "lxt-cfgdev") == "data\nroot\n"
@@ -87,3 +94,41 @@ def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:
             assert d.ok("config", "device", "list", "lxt-cfgdev") == "root\n"
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_hotplug_disks_and_unix_devices(daemon: Daemon, workdir: Path) -> None:
+    """Devices added to a running container appear at once, nested mounts in path order;
+    a read-only one stays read-only; removed ones go at once and stay gone after a
+    restart; a unix-char device works inside and goes with its removal."""
+    d = daemon
+    outer, inner = workdir / "lxt-hp-outer", workdir / "lxt-hp-inner"
+    for path, text in ((outer, "outer\n"), (inner, "inner\n")):
+        path.mkdir(mode=0o755, exist_ok=True)
+        (path / "note").write_text(text)
+    (outer / "in" / "side").mkdir(parents=True, exist_ok=True)  # outer is read-only
+    d.ok("launch", "bb", "lxt-hp", "-q")
+    with d.deleted_afterwards("lxt-hp"):
+        def sh(command: str) -> subprocess.CompletedProcess[str]:
+            return d.cli("exec", "lxt-hp", "--", "sh", "-c", command)
+
+        d.ok("config", "device", "add", "lxt-hp", "outer", "disk", f"source={outer}",
+             "path=/srv", "readonly=true")
+        d.ok("config", "device", "add", "lxt-hp", "inner", "disk", f"source={inner}",
+             "path=/srv/in/side")
+        assert sh("cat /srv/note /srv/in/side/note").stdout == "outer\ninner\n"
+        assert sh("touch /srv/x").returncode != 0
+        assert (outer / "x").exists() is False
+        d.ok("config", "device", "add", "lxt-hp", "zero", "unix-char", "source=/dev/zero",
+             "path=/dev/lxt-zero")
+        assert sh("head -c 4 /dev/lxt-zero | od -An -tx1").stdout.split() == ["00"] * 4
+        d.ok("restart", "lxt-hp", "--force")  # the same, from the config file
+        assert sh("cat /srv/note /srv/in/side/note").stdout == "outer\ninner\n"
+        assert sh("head -c 1 /dev/lxt-zero | wc -c").stdout.strip() == "1"
+        d.ok("config", "device", "remove", "lxt-hp", "zero")
+        assert sh("head -c 1 /dev/lxt-zero").returncode != 0
+        d.ok("config", "device", "remove", "lxt-hp", "inner")
+        assert sh("cat /srv/in/side/note").returncode != 0
+        assert sh("cat /srv/note").stdout == "outer\n"
+        d.ok("restart", "lxt-hp", "--force")
+        assert sh("cat /srv/in/side/note").returncode != 0
+        assert d.ok("config", "device", "list", "lxt-hp") == "outer\nroot\n"

@@ -1,5 +1,5 @@
 """Instance configuration: ``lxctl config get|set|unset|show|edit`` and
-``lxctl config device add|remove|set|unset|get|list|show``."""
+``lxctl config device add|remove|set|unset|get|list|show|override``."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def config(command: str, args: list[str]) -> int:
     edit.add_argument("name")
     device = sub.add_parser("device")
     device.add_argument("action", choices=("add", "create", "remove", "rm", "delete", "set",
-                                           "unset", "get", "list", "ls", "show"))
+                                           "unset", "get", "list", "ls", "show",
+                                           "override"))
     device.add_argument("name")
     device.add_argument("rest", nargs="*")
     opts = p.parse_args(args)
@@ -158,6 +159,14 @@ def _device(client: Client, name: str, action: str, rest: list[str]) -> int:
         devices[dev] = {"type": rest[1], **key_values(rest[2:])}
         _update(client, name, devices=devices)
         write(f"Device {dev} added to {name}\n")
+    elif action == "override":  # a local copy of a profile's device, with changes
+        if dev in local:
+            raise ValueError(f"The device already exists: {dev}")
+        if dev not in expanded:
+            raise ValueError(f"Device {dev!r} doesn't exist")
+        devices[dev] = {**expanded[dev], **_set_pairs(rest[1:])}
+        _update(client, name, devices=devices)
+        write(f"Device {dev} overridden for {name}\n")
     elif action in ("remove", "rm", "delete"):
         for d in rest:
             if d not in local:
@@ -170,8 +179,8 @@ def _device(client: Client, name: str, action: str, rest: list[str]) -> int:
         need(2, "DEVICE KEY=VALUE...")
         if dev not in local:
             raise ValueError(f"Device {dev!r} doesn't exist" if dev not in expanded else
-                             f"Device {dev!r} comes from a profile: add a local one "
-                             "of the same name to override it")
+                             f"Device {dev!r} comes from a profile: 'lxctl config device "
+                             f"override {name} {dev} KEY=VALUE...' makes a local copy")
         devices[dev].update(_set_pairs(rest[1:]))
         _update(client, name, devices=devices)
     else:  # unset

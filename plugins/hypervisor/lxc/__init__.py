@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -22,6 +23,7 @@ import trio
 from lxctl.public import (
     ConfigKey,
     Device,
+    DiskDevice,
     DriverContext,
     DriverError,
     DriverRegistry,
@@ -39,6 +41,7 @@ from lxctl.public import (
     StreamData,
     StreamEOF,
     StreamInput,
+    UnixDevice,
     impl,
     is_true,
     run,
@@ -58,6 +61,7 @@ STATES = {
     "THAWED": "Running", "STARTING": "Starting", "STOPPING": "Stopping", "ABORTING": "Error",
 }
 START_TIMEOUT = 30.0
+INJECT = str(Path(__file__).with_name("inject.py"))  # run alone: setns wants one thread
 T = TypeVar("T")
 
 
@@ -66,7 +70,7 @@ class LxcDriver:
         name="lxc",
         instance_types=frozenset({"container"}),
         device_types=lxc_config.DEVICE_TYPES,
-        hotplug=frozenset(),  # live device changes come with the devices issue
+        hotplug=lxc_config.HOTPLUG_TYPES,
         live_config=lxc_limits.LIVE_KEYS,
         files=frozenset({"Running", "Frozen"}),  # from inside it, through attach
         config_keys=(
@@ -310,11 +314,46 @@ class LxcDriver:
     async def delete_file(self, inst: InstanceRecord, path: str) -> None:
         await self._in_container(inst, lxc_files.child_delete, path, None, None)
 
+    # ------------------------------------------------------------------ hot-plug
+    async def _inject(self, inst: InstanceRecord, *args: str) -> None:
+        pid = (await self._thread(self._state, inst.qualified_name, False)).pid
+        if pid <= 0:
+            raise InvalidState(f"Instance {inst.name!r} is not running", instance=inst.name)
+        outcome = await run([sys.executable, "-I", INJECT, args[0], str(pid), *args[1:]],
+                            check=False, timeout=30)
+        if not outcome.ok:
+            raise DriverError(f"Cannot change the mounts of {inst.name}: {outcome.tail()}",
+                              instance=inst.name)
+
+    def _root_owner(self, inst: InstanceRecord) -> tuple[str, str]:
+        idmap = self.rootfs_idmap(inst)
+        return (str(idmap.uid_base), str(idmap.gid_base)) if idmap else ("0", "0")
+
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
-        raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
+        """A disk (a bind of a host path or volume) or a unix device (a bind of the host
+        node, allowed in the devices cgroup) into the running container."""
+        if isinstance(device, DiskDevice):
+            await self._inject(inst, "mount", str(device.source.path), device.path,
+                               "ro" if device.readonly else "rw", *self._root_owner(inst))
+        elif isinstance(device, UnixDevice):
+            rule = lxc_config.device_rule(device)
+            base = f"{self.cgroup_dir}/{inst.qualified_name}"
+            await self._thread(cgroups.write_settings, base, {"devices.allow": rule})
+            await self._inject(inst, "mount", device.source, device.path, "rw",
+                               *self._root_owner(inst))
+        else:
+            raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
 
     async def hot_unplug(self, inst: InstanceRecord, device: Device) -> None:
-        raise InvalidArgument(f"The lxc driver cannot remove {device.type} devices live")
+        if isinstance(device, DiskDevice):
+            await self._inject(inst, "umount", device.path, "dir")
+        elif isinstance(device, UnixDevice):
+            await self._inject(inst, "umount", device.path, "file")
+            base = f"{self.cgroup_dir}/{inst.qualified_name}"
+            await self._thread(cgroups.write_settings, base,
+                               {"devices.deny": lxc_config.device_rule(device)})
+        else:
+            raise InvalidArgument(f"The lxc driver cannot remove {device.type} devices live")
 
     async def freeze(self, inst: InstanceRecord) -> None:
         await run(["lxc-freeze", "-P", self.lxcpath, "-n", inst.qualified_name], timeout=60)

@@ -65,7 +65,8 @@ def write_settings(relative: str, settings: dict[str, str]) -> None:
         if path.exists():
             path.write_text(value)
 
-    pair = ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes")
+    pair = [k for k in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes")
+            if k in settings]
     try:
         for key, value in settings.items():
             if key not in pair:

@@ -29,6 +29,7 @@ APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 CONSOLE_LOG = "console.log"
 CONSOLE_SIZE = "1MB"  # the ring buffer and the log file's cap (one rotated copy kept)
 DEVICE_TYPES = frozenset({"disk", "nic", "unix-char", "unix-block"})
+HOTPLUG_TYPES = frozenset({"disk", "unix-char", "unix-block"})  # mount injection
 
 
 def cgroup_prefix(daemon_id: str) -> str:
@@ -81,9 +82,14 @@ def _nic(index: int, nic: NicDevice) -> list[str]:
     return lines
 
 
-def _unix(device: UnixDevice) -> list[str]:
+def device_rule(device: UnixDevice) -> str:
+    """Its line in the devices cgroup (``c 1:3 rwm``)."""
     kind = "c" if device.kind == "unix-char" else "b"
-    rule = f"{kind} {device.major}:{device.minor} rwm"
+    return f"{kind} {device.major}:{device.minor} rwm"
+
+
+def _unix(device: UnixDevice) -> list[str]:
+    rule = device_rule(device)
     return [f"lxc.cgroup.devices.allow = {rule}", f"lxc.cgroup2.devices.allow = {rule}",
             f"lxc.mount.entry = {device.source} {device.path.lstrip('/')} none "
             "bind,create=file 0 0"]
