@@ -201,7 +201,7 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
     schema = build_schema(drivers, hooks)
     store = await SQLiteStore.open(directory / "lxctl.db")
     try:
-        bus = EventBus()
+        bus = EventBus(backlog=config.events_backlog)
         availability = Availability(bus, max_interval=config.retry_max_interval)
         images = ImageStore(directory / "images", store, bus)
         await images.cleanup_tmp()

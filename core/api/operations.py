@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lxctl.api.context import app_of
+from lxctl.api.context import app_of, project_name
 from lxctl.rpc import Method
 
 if TYPE_CHECKING:
@@ -13,11 +13,16 @@ if TYPE_CHECKING:
 NOUN = "operation"
 
 
-async def operation_list(ctx: CallContext) -> list[dict[str, Any]]:
-    return [op.to_api() for op in app_of(ctx).ops.list()]
+async def operation_list(ctx: CallContext, project: str = "default",
+                         all_projects: bool = False) -> list[dict[str, Any]]:
+    """The operations of ``project`` (or of every project with ``all_projects``):
+    running ones, and those that ended in the last few seconds."""
+    ops = app_of(ctx).ops.list(None if all_projects else project_name(project))
+    return [op.to_api() for op in ops]
 
 
 async def operation_get(ctx: CallContext, id: str) -> dict[str, Any]:
+    """One operation by id (not found once it has been forgotten)."""
     return app_of(ctx).ops.get(id).to_api()
 
 
@@ -27,6 +32,7 @@ async def operation_wait(ctx: CallContext, id: str, timeout: float = -1) -> dict
 
 
 async def operation_cancel(ctx: CallContext, id: str) -> dict[str, Any]:
+    """Cancel a running operation that may be cancelled (``lxctl operation delete``)."""
     return app_of(ctx).ops.cancel(id).to_api()
 
 

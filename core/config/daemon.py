@@ -28,6 +28,11 @@ class DaemonConfig:
     socket_group: str = "lxctl"
     shutdown_timeout: float = 30.0
     retry_max_interval: float = 30.0  # degraded start: longest wait between retries
+    events_backlog: int = 4096  # events kept for subscribers that resume from an id
+    events_queue: int = 1024  # events a subscriber may fall behind before it is dropped
+    hooks_dir: str = ""  # hook scripts: <dir>/<event-type>/*; "": $LXCTL_DIR/hooks.d
+    hooks_timeout: float = 30.0  # a hook run is killed after this many seconds
+    hooks_concurrency: int = 8  # hook runs at once; more are dropped with a warning
 
 
 _DAEMON_KEYS: dict[str, tuple[str, type]] = {
@@ -37,6 +42,11 @@ _DAEMON_KEYS: dict[str, tuple[str, type]] = {
     "socket.group": ("socket_group", str),
     "shutdown.timeout": ("shutdown_timeout", float),
     "retry.max_interval": ("retry_max_interval", float),
+    "events.backlog": ("events_backlog", int),
+    "events.queue": ("events_queue", int),
+    "hooks.directory": ("hooks_dir", str),
+    "hooks.timeout": ("hooks_timeout", float),
+    "hooks.concurrency": ("hooks_concurrency", int),
 }
 
 

@@ -17,7 +17,7 @@ import structlog
 import trio
 
 from lxctl.errors import Cancelled, InvalidState, LxctlError, NotFound, ShuttingDown
-from lxctl.kernel.events import EventBus, OperationEvent
+from lxctl.kernel.events import EventBus, OperationEvent, source_path
 from lxctl.state.records import OperationRecord, iso, now
 from lxctl.state.store import StateStore
 
@@ -152,8 +152,11 @@ class Operations:
         except KeyError:
             raise NotFound(f"Operation {op_id!r} not found", operation=op_id) from None
 
-    def list(self) -> list[Operation]:
-        return sorted(self._ops.values(), key=lambda o: o.record.created_at)
+    def list(self, project: str | None = None) -> list[Operation]:
+        """The operations of ``project`` (None: of every project), oldest first."""
+        return sorted((o for o in self._ops.values()
+                       if project is None or o.record.project == project),
+                      key=lambda o: o.record.created_at)
 
     async def wait(self, op_id: str, timeout: float) -> Operation:
         op = self.get(op_id)
@@ -169,4 +172,6 @@ class Operations:
         if not op.may_cancel:
             raise InvalidState(f"Operation {op_id} cannot be cancelled", operation=op_id)
         op.scope.cancel()
+        self.bus.emit("operation-cancelled", source_path("operations", op.id),
+                      project=op.record.project)
         return op

@@ -16,6 +16,7 @@ import trio
 
 from lxctl.drivers.registry import Drivers
 from lxctl.errors import Forbidden
+from lxctl.kernel.events import set_requestor
 from lxctl.plugin import Hooks
 from lxctl.rpc import (
     Dispatcher,
@@ -167,6 +168,7 @@ def authorizer(hooks: Hooks) -> Callable[[CallContext, str, dict[str, Any]], Non
         identity = ctx.identity
         if identity is None:
             raise Forbidden("Not authorized")
+        set_requestor(identity.name, identity.method)  # for the events this call causes
         # a project.* call acts on the project it names
         project = params.get("name" if method.startswith("project.") else "project",
                              "default")

@@ -36,9 +36,17 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
     async def aclose(self) -> None:
         self._receive.close()
 
-    async def connect(self, peer: Peer | None = ROOT) -> trio.abc.Stream:
-        client, server = trio.testing.memory_stream_pair()
-        server.lxctl_peer = peer  # type: ignore[attr-defined]
+    async def connect(self, peer: Peer | None = ROOT, *,
+                      lockstep: bool = False) -> trio.abc.Stream:
+        """``lockstep``: the daemon's writes block until the client reads (as a full
+        socket buffer does), else they are buffered without limit."""
+        client: trio.abc.Stream
+        server: trio.abc.Stream
+        if lockstep:
+            client, server = trio.testing.lockstep_stream_pair()
+        else:
+            client, server = trio.testing.memory_stream_pair()
+        server.lxctl_peer = peer  # type: ignore[union-attr]
         await self._send.send(server)
         return client
 
@@ -101,8 +109,8 @@ class InProcessDaemon:
     listener: MemoryListener
     world: fakes.World
 
-    async def client(self, peer: Peer | None = ROOT) -> Client:
-        return Client(await self.listener.connect(peer))
+    async def client(self, peer: Peer | None = ROOT, *, lockstep: bool = False) -> Client:
+        return Client(await self.listener.connect(peer, lockstep=lockstep))
 
 
 def busybox_like_tarball() -> bytes:

@@ -1,6 +1,8 @@
-"""Operations: ``lxctl operation list|show|wait|cancel``."""
+"""Operations: ``lxctl operation list|show|wait|delete`` (``cancel`` too)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from lxctl.cli.args import ArgumentParser
 from lxctl.cli.connection import connect
@@ -13,6 +15,7 @@ def operation(command: str, args: list[str]) -> int:
     for verb in ("list", "ls"):
         ls = sub.add_parser(verb)
         ls.add_argument("-f", "--format", default="table")
+        ls.add_argument("--all-projects", action="store_true")
     for verb in ("show", "cancel", "delete", "rm"):
         sub.add_parser(verb).add_argument("id")
     w = sub.add_parser("wait")
@@ -23,11 +26,16 @@ def operation(command: str, args: list[str]) -> int:
     verb = {"ls": "list", "delete": "cancel", "rm": "cancel"}.get(opts.verb, opts.verb)
     if verb == "list":
         check_format(opts.format)
-        ops = client.call("operation.list")
+        params: dict[str, Any] = {"all_projects": True} if opts.all_projects else {
+            "project": client.project or "default"}
+        ops = client.call("operation.list", params)
+        header = ["ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE", "CREATED"]
         rows = [[o["id"], o["class"].upper(), o["description"], o["status"].upper(),
                  "YES" if o["may_cancel"] else "NO", o["created_at"]] for o in ops]
-        write(render_rows(opts.format, ["ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE",
-                                        "CREATED"], rows, ops))
+        if opts.all_projects:
+            header.insert(0, "PROJECT")
+            rows = [[o["project"], *row] for o, row in zip(ops, rows, strict=True)]
+        write(render_rows(opts.format, header, rows, ops))
         return 0
     import yaml
 
