@@ -229,7 +229,7 @@ async def _serve(app: App, listener: trio.abc.Listener[Any],
         await app.networks.bring_up_all()
         app.instances = Instances(app.store, app.drivers, app.bus, app.ops, app.images,
                                   app.pools, app.profiles, app.networks, app.availability,
-                                  app.schema)
+                                  app.schema, seeds=app.directory / "cloud-init")
         api.register(app.methods)
         app.hooks.register_methods(app.methods)
         dispatcher = Dispatcher(app.methods, on_internal=_log_incident,

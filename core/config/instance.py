@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from lxctl.config.schema import ConfigKey, KeyType, Scope
 
@@ -24,6 +25,13 @@ def _allowance(value: str) -> None:
         return
     if not re.fullmatch(r"\d+ms/\d+ms", value):
         raise ValueError("must be a percentage (50%) or a quota (25ms/100ms)")
+
+
+def _one_of(*values: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}")
+    return check
 
 
 _I = Scope.INSTANCE
@@ -53,6 +61,19 @@ INSTANCE_KEYS = (
               doc="Order of the start when the daemon starts: higher first (ties by name)"),
     ConfigKey("boot.autostart.delay", _I, KeyType.INTEGER, "0", live=True,
               doc="Seconds to wait after starting the instance before starting the next"),
+    ConfigKey("boot.host_shutdown_action", _I, KeyType.STRING, "stop", live=True,
+              validate=_one_of("stop", "force-stop", "stateful-stop"),
+              doc="What 'admin shutdown' does to the instance: stop (cleanly, within "
+                  "boot.host_shutdown_timeout), force-stop, or stateful-stop where the "
+                  "hypervisor can (else a clean stop)"),
+    ConfigKey("boot.host_shutdown_timeout", _I, KeyType.INTEGER, live=True,
+              doc="Seconds a clean stop at 'admin shutdown' may take before the instance "
+                  "is killed (default: the shutdown's own timeout)"),
+    ConfigKey("cloud-init.user-data", _I,
+              doc="cloud-init user data (#cloud-config ...), in the NoCloud seed"),
+    ConfigKey("cloud-init.vendor-data", _I, doc="cloud-init vendor data, in the NoCloud seed"),
+    ConfigKey("cloud-init.network-config", _I,
+              doc="cloud-init network configuration, in the NoCloud seed"),
     ConfigKey("user.", _I, live=True, doc="Free-form user keys"),
     ConfigKey("environment.", _I, live=True, doc="Environment variables for exec"),
     ConfigKey("image.", _I, doc="Properties of the image the instance was made from"),

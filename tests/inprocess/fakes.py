@@ -190,6 +190,7 @@ class FakeHypervisor:
         self.world.running.add(inst.qualified_name)
 
     async def stop(self, inst: InstanceRecord, *, timeout: float, force: bool) -> None:
+        self.world.calls.append(("hv.stop", (inst.qualified_name, timeout, force)))
         self.world.running.discard(inst.qualified_name)
 
     async def freeze(self, inst: InstanceRecord) -> None: ...

@@ -160,3 +160,36 @@ async def test_hotplug_changes_a_running_instance_and_undoes_a_failed_change(
             await c.call("instance.update", name="c1", devices={"n2": n2})
             assert plugs() == [("hv.hot_unplug", "n1", 1500), ("hv.hotplug", "n2", None)]
             assert (await c.call("instance.get", name="c1"))["devices"] == {"n2": n2}
+
+
+async def test_volatile_keys_and_the_host_shutdown_action(tmp_path: Path) -> None:
+    """The daemon keeps volatile.uuid (set once) and volatile.last_state.power; at
+    'admin shutdown' each instance is stopped as its boot.host_shutdown_action and
+    boot.host_shutdown_timeout say; a bad action is refused at set time."""
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            actions = {"c1": {}, "c2": {"boot.host_shutdown_action": "force-stop"},
+                       "c3": {"boot.host_shutdown_action": "stateful-stop",
+                              "boot.host_shutdown_timeout": "7"}}
+            for name, config in actions.items():
+                await c.wait(await c.call("instance.create", image="img", name=name,
+                                          config=config, start=True))
+            got = (await c.call("instance.get", name="c1"))["config"]
+            assert len(got["volatile.uuid"]) == 36
+            assert got["volatile.last_state.power"] == "RUNNING"
+            await c.wait(await c.call("instance.restart", name="c1", force=True))
+            again = (await c.call("instance.get", name="c1"))["config"]
+            assert again["volatile.uuid"] == got["volatile.uuid"]
+            with pytest.raises(RpcError, match=r"boot.host_shutdown_action.*must be one of"):
+                await c.call("instance.update", name="c1",
+                             config={**again, "boot.host_shutdown_action": "hibernate"})
+            d.world.calls.clear()
+            await d.app.instances.stop_all(30.0, False)
+            stops = sorted(args for call, args in d.world.calls if call == "hv.stop")
+            assert stops == [("c1", 30.0, False), ("c2", 30.0, True), ("c3", 7.0, False)]
+            await c.wait(await c.call("instance.start", name="c1"))
+            await c.wait(await c.call("instance.stop", name="c1", force=True))
+            got = (await c.call("instance.get", name="c1"))["config"]
+            assert got["volatile.last_state.power"] == "STOPPED"

@@ -64,6 +64,7 @@ async def test_rebuild_from_another_image_keeps_config_devices_and_profiles(
             assert (after["config"]["image.os"], after["config"]["image.release"]) == \
                 ("other", "two")
             assert after["config"]["user.keep"] == "yes"
+            assert after["config"]["volatile.uuid"] == before["config"]["volatile.uuid"]
             assert after["config"]["limits.memory"] == "1GiB"
             assert after["devices"] == before["devices"]
             assert after["profiles"] == before["profiles"]

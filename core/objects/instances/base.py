@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -60,6 +61,7 @@ class InstanceBase:
     schema: ConfigSchema
     locks: Locks = field(default_factory=LocalLocks)
     transient: TransientStates = field(default_factory=TransientStates)
+    seeds: Path | None = None  # where cloud-init seeds are written (None: nowhere)
 
     # ------------------------------------------------------------------ queries
     async def get(self, project: str, name: str) -> InstanceRecord:

@@ -3,6 +3,7 @@ part as an operation; undone (shielded, with a deadline) if anything fails."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -48,7 +49,7 @@ class Create(InstanceBase):
         rec = InstanceRecord(
             name=name, type=img.type, architecture=img.architecture, description=description,
             config={**{f"image.{k}": v for k, v in img.properties.items()}, **config,
-                    "volatile.base_image": img.fingerprint},
+                    "volatile.base_image": img.fingerprint, "volatile.uuid": str(uuid.uuid4())},
             devices=dict(devices), profiles=profiles, ephemeral=ephemeral, project=project)
         hypervisor = self.hypervisor(rec)
         self.schema.check(Scope.INSTANCE, config, owners=[f"hypervisor:{hypervisor.info.name}"],

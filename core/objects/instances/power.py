@@ -13,6 +13,7 @@ from lxctl.config.units import is_true
 from lxctl.errors import InvalidState, LxctlError
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
+from lxctl.objects import cloudinit
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import DEFAULT_STOP_TIMEOUT, InstanceBase, InstanceRecord, log
 from lxctl.objects.instances.create import check_device_support
@@ -43,12 +44,18 @@ class Power(InstanceBase):
         mounted = await storage.mount_volume(pool, volume)
         try:
             typed = await device_rules.resolve(rec, devices, mounted, self.networks.plug)
-            await hypervisor.start(replace(rec, config=config), typed)
+            effective = replace(rec, config=config)
+            if self.seeds is not None and cloudinit.wanted(config):
+                typed.append(await trio.to_thread.run_sync(
+                    cloudinit.write_seed, self.seeds / rec.qualified_name, rec.name, config,
+                    hypervisor.rootfs_idmap(effective)))
+            await hypervisor.start(effective, typed)
         except BaseException:
             with shielded(f"Cleaning up the failed start of {rec.name}"):
                 await self.networks.unplug_all(rec)
             raise
         rec.power_state, rec.last_used_at = "Running", now()
+        rec.config["volatile.last_state.power"] = "RUNNING"
         await self.store.write(lambda t: t.instance_update(rec))
         self.event("instance-started", rec)
 
@@ -57,11 +64,17 @@ class Power(InstanceBase):
         # not shielded: a daemon shutting down must not wait out a 600 s clean stop
         await self.hypervisor(rec).stop(rec, timeout=timeout, force=force)
         rec.power_state = "Stopped"
+        rec.config["volatile.last_state.power"] = "STOPPED"
         with shielded(f"Recording the stop of {rec.name}"):
             await self.networks.unplug_all(rec)
             await self._unmount_root(rec)
+            self._remove_seed(rec)
             await self.store.write(lambda t: t.instance_update(rec))
         self.event("instance-stopped", rec)
+
+    def _remove_seed(self, rec: InstanceRecord) -> None:
+        if self.seeds is not None:
+            cloudinit.remove_seed(self.seeds / rec.qualified_name)
 
     async def _unmount_root(self, rec: InstanceRecord) -> None:
         try:
@@ -172,6 +185,9 @@ class Power(InstanceBase):
                 await self.do_start(rec)
         except LxctlError as exc:
             log.warning("autostart failed", instance=rec.name, error=exc.message)
+            self.bus.log("warning", f"Autostart of {rec.name} failed: {exc.message}",
+                         warning="Instance autostart failure", project=rec.project,
+                         entity_type="instance", entity_name=rec.name)
             return False
         log.info("autostarted instance", instance=rec.name)
         return True
@@ -185,6 +201,16 @@ class Power(InstanceBase):
                     nursery.start_soon(self._stop_for_shutdown, rec, timeout, force)
 
     async def _stop_for_shutdown(self, rec: InstanceRecord, timeout: float, force: bool) -> None:
+        """As ``boot.host_shutdown_action`` says (stateful-stop is a clean stop until a
+        hypervisor declares stateful stops), within ``boot.host_shutdown_timeout``."""
+        config, _ = await self.profiles.expand(rec)
+        action = config.get("boot.host_shutdown_action", "stop")
+        if action == "stateful-stop":
+            log.warning("no stateful stop: stopping cleanly", instance=rec.name,
+                        driver=self.hypervisor(rec).info.name)
+        force = force or action == "force-stop"
+        if config.get("boot.host_shutdown_timeout", "").isdigit():
+            timeout = float(config["boot.host_shutdown_timeout"])
         try:
             async with self.holding(rec, "stop"):
                 await self.hypervisor(rec).stop(rec, timeout=timeout, force=force)
