@@ -49,6 +49,7 @@ from lxctl.objects.networks import Networks
 from lxctl.objects.pools import Pools
 from lxctl.objects.profiles import Profiles
 from lxctl.objects.projects import Projects
+from lxctl.objects.warnings import Warnings
 from lxctl.plugin import Hooks, get_plugin_manager
 from lxctl.rpc import Dispatcher, MethodTable
 from lxctl.server import Server, authorizer, bind_unix_socket, request_logger
@@ -80,6 +81,7 @@ class App:
     methods: MethodTable
     ops: Operations = field(init=False)
     instances: Instances = field(init=False)
+    warnings: Warnings = field(init=False)
     ready: trio.Event = field(default_factory=trio.Event)
     shutdown_requested: trio.Event = field(default_factory=trio.Event)
     shutdown_options: dict[str, Any] = field(default_factory=dict)
@@ -203,15 +205,20 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
     try:
         bus = EventBus(backlog=config.events_backlog)
         availability = Availability(bus, max_interval=config.retry_max_interval)
+        warnings = Warnings(store, bus)  # before anything can raise one
+        availability.sink = warnings.availability_sink
+        bus.add_consumer(warnings.consume)
         images = ImageStore(directory / "images", store, bus)
         await images.cleanup_tmp()
         pools = Pools(store, drivers, bus, availability, schema)
         await pools.ensure_default()
         profiles = Profiles(store, schema, bus, drivers)
         await profiles.ensure_default()
-        return App(directory, config, hooks, drivers, schema, store, bus, availability,
-                   images, pools, profiles, Projects(store),
-                   Networks(store, drivers, bus, availability), MethodTable())
+        app = App(directory, config, hooks, drivers, schema, store, bus, availability,
+                  images, pools, profiles, Projects(store),
+                  Networks(store, drivers, bus, availability), MethodTable())
+        app.warnings = warnings
+        return app
     except BaseException:
         await store.close()
         raise
@@ -220,6 +227,7 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
 async def _serve(app: App, listener: trio.abc.Listener[Any],
                  task_status: trio.TaskStatus[App]) -> None:
     async with trio.open_nursery() as nursery:
+        await nursery.start(app.warnings.run)
         _plugin_events(app.hooks, nursery, app.bus)
         await nursery.start(app.availability.run)
         app.ops = Operations(app.store, app.bus, nursery)

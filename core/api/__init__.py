@@ -19,6 +19,7 @@ from lxctl.api import (
     server,
     storage,
     streams,
+    warnings,
 )
 from lxctl.rpc import MethodTable
 
@@ -34,6 +35,7 @@ MODULES: tuple[ModuleType, ...] = (
     profiles,
     projects,
     networks,
+    warnings,
 )
 
 

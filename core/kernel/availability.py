@@ -25,6 +25,8 @@ log = structlog.get_logger("lxctl.availability")
 Key = tuple[str, str]  # (kind, name): ("storage-pool", "fast"), ("network", "default/br0")
 BringUp = Callable[[], Awaitable[None]]
 Waiter = Callable[[], Awaitable[None]]
+# (kind, name, message, resolved): where warnings go to be kept (objects/warnings.py)
+WarningSink = Callable[[str, str, str, bool], None]
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Availability:
     _wake: trio.Event = field(default_factory=trio.Event)
     _nursery: trio.Nursery | None = None
     warnings: dict[Key, AvailabilityWarning] = field(default_factory=dict)
+    sink: WarningSink | None = None
 
     # ------------------------------------------------------------------ resources
     async def add(self, kind: str, name: str, bring_up: BringUp, source: str = "") -> bool:
@@ -89,6 +92,8 @@ class Availability:
         warning = self.warnings.get((res.kind, res.name))
         if warning is not None:
             warning.resolved = True
+            if self.sink is not None:
+                self.sink(res.kind, res.name, "", True)
         if was_down:
             log.info("resource available again", kind=res.kind, name=res.name,
                      attempts=res.attempts)
@@ -108,6 +113,8 @@ class Availability:
         else:
             warning.count += 1
             warning.message = reason
+        if self.sink is not None:
+            self.sink(res.kind, res.name, f"{res.kind} {res.name} unavailable: {reason}", False)
         if first:
             log.warning("resource unavailable", kind=res.kind, name=res.name, reason=reason)
             self.bus.publish(logging_event("warning", f"{res.kind} {res.name} unavailable: "

@@ -161,3 +161,29 @@ class OperationRecord:
     err: str = ""
     project: str = DEFAULT_PROJECT
     location: str = STANDALONE
+
+
+WARNING_STATUSES = ("new", "acknowledged", "resolved")
+WARNING_SEVERITIES = ("low", "moderate", "high")
+
+
+@dataclass
+class WarningRecord:
+    """A persistent warning: one row per (project, type, entity, location), counted."""
+
+    uuid: str
+    type: str
+    last_message: str
+    project: str = ""  # "": of no project (a storage pool, the daemon itself)
+    entity_type: str = ""
+    entity_name: str = ""
+    count: int = 1
+    first_seen: float = field(default_factory=now)
+    last_seen: float = field(default_factory=now)
+    severity: str = "moderate"
+    status: str = "new"
+    location: str = STANDALONE
+
+    def to_api(self) -> dict[str, Any]:
+        return {**asdict(self), "first_seen_at": iso(self.first_seen),
+                "last_seen_at": iso(self.last_seen)}

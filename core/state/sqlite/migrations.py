@@ -145,5 +145,21 @@ def schema_v2(db: sqlite3.Connection) -> None:
                        "created_at) VALUES ('default', ?, 'container', ?, 0)", (pool, name))
 
 
-MIGRATIONS = [schema_v1, schema_v2]
+def schema_v3(db: sqlite3.Connection) -> None:
+    """Warnings: one row per (project, type, entity, location), counted, with a status
+    (new, acknowledged, resolved) that outlives a restart."""
+    _run_script(db, """
+        CREATE TABLE warnings (
+            uuid TEXT PRIMARY KEY, project TEXT NOT NULL DEFAULT '', type TEXT NOT NULL,
+            entity_type TEXT NOT NULL DEFAULT '', entity_name TEXT NOT NULL DEFAULT '',
+            count INTEGER NOT NULL DEFAULT 1, first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL, last_message TEXT NOT NULL DEFAULT '',
+            severity TEXT NOT NULL DEFAULT 'moderate', status TEXT NOT NULL DEFAULT 'new',
+            location TEXT NOT NULL DEFAULT 'none',
+            UNIQUE (project, type, entity_type, entity_name, location)
+        )
+    """)
+
+
+MIGRATIONS = [schema_v1, schema_v2, schema_v3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,6 +20,7 @@ from lxctl.state.records import (
     ProfileRecord,
     ProjectRecord,
     VolumeRecord,
+    WarningRecord,
     now,
 )
 
@@ -345,3 +346,59 @@ class SQLiteTables:
         return [OperationRecord(r["id"], r["description"], "Failure", r["created_at"], now(),
                                 json.loads(r["resources"]), err, r["project"], r["location"])
                 for r in rows]
+
+    # ------------------------------------------------------------------ warnings
+    @staticmethod
+    def _warning(r: sqlite3.Row) -> WarningRecord:
+        return WarningRecord(r["uuid"], r["type"], r["last_message"], r["project"],
+                             r["entity_type"], r["entity_name"], r["count"], r["first_seen"],
+                             r["last_seen"], r["severity"], r["status"], r["location"])
+
+    def warning_raise(self, rec: WarningRecord) -> WarningRecord:
+        row = self.db.execute(
+            "SELECT * FROM warnings WHERE project=? AND type=? AND entity_type=? AND "
+            "entity_name=? AND location=?",
+            (rec.project, rec.type, rec.entity_type, rec.entity_name, rec.location)).fetchone()
+        if row is None:
+            self.db.execute(
+                "INSERT INTO warnings (uuid, project, type, entity_type, entity_name, count, "
+                "first_seen, last_seen, last_message, severity, status, location) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.uuid, rec.project, rec.type, rec.entity_type, rec.entity_name,
+                 rec.count, rec.first_seen, rec.last_seen, rec.last_message, rec.severity,
+                 rec.status, rec.location))
+            return rec
+        old = self._warning(row)
+        status = "new" if old.status == "resolved" else old.status
+        self.db.execute("UPDATE warnings SET count=count+1, last_seen=?, last_message=?, "
+                        "severity=?, status=? WHERE uuid=?",
+                        (rec.last_seen, rec.last_message, rec.severity, status, old.uuid))
+        return self.warning_get(old.uuid)
+
+    def warning_resolve(self, project: str, type: str, entity_type: str,
+                        entity_name: str) -> None:
+        self.db.execute("UPDATE warnings SET status='resolved' WHERE project=? AND type=? "
+                        "AND entity_type=? AND entity_name=?",
+                        (project, type, entity_type, entity_name))
+
+    def warning_get(self, uuid: str) -> WarningRecord:
+        row = self.db.execute("SELECT * FROM warnings WHERE uuid=?", (uuid,)).fetchone()
+        if row is None:
+            raise NotFound(f"Warning {uuid!r} not found", warning=uuid)
+        return self._warning(row)
+
+    def warning_list(self, project: str | None) -> list[WarningRecord]:
+        sql, args = "SELECT * FROM warnings", tuple[str, ...]()
+        if project is not None:
+            sql, args = sql + " WHERE project=?", (project,)
+        rows = self.db.execute(sql + " ORDER BY last_seen, uuid", args).fetchall()
+        return [self._warning(r) for r in rows]
+
+    def warning_set_status(self, uuid: str, status: str) -> WarningRecord:
+        self.warning_get(uuid)
+        self.db.execute("UPDATE warnings SET status=? WHERE uuid=?", (status, uuid))
+        return self.warning_get(uuid)
+
+    def warning_delete(self, uuid: str) -> None:
+        self.warning_get(uuid)
+        self.db.execute("DELETE FROM warnings WHERE uuid=?", (uuid,))
