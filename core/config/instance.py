@@ -38,6 +38,9 @@ _I = Scope.INSTANCE
 INSTANCE_KEYS = (
     ConfigKey("security.privileged", _I, KeyType.BOOL, "false",
               doc="Run without a user namespace (root in the instance is root on the host)"),
+    ConfigKey("security.idmap.isolated", _I, KeyType.BOOL, "false",
+              doc="An id map of the instance's own (unprivileged), not shared with "
+                  "other instances; chosen at creation"),
     ConfigKey("security.nesting", _I, KeyType.BOOL, "false", live=True,
               doc="Allow running containers inside the instance"),
     ConfigKey("security.protection.delete", _I, KeyType.BOOL, "false", live=True,

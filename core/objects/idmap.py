@@ -19,6 +19,22 @@ class IdMap:
     uid_base: int
     gid_base: int
     size: int = MAP_SIZE
+    room: int = MAP_SIZE  # ids the subordinate range holds from the bases on
+
+    def block(self, index: int) -> IdMap:
+        """The ``index``-th map of this size in the same range (0: this one)."""
+        offset = index * self.size
+        if index < 0 or offset + self.size > self.room:
+            raise InvalidState(f"The subordinate id range has room for "
+                               f"{self.room // self.size} maps of {self.size} ids")
+        return IdMap(self.uid_base + offset, self.gid_base + offset, self.size, self.room)
+
+    def at(self, uid_base: int) -> IdMap:
+        """The map of this range that starts at host uid ``uid_base``."""
+        offset = uid_base - self.uid_base
+        if offset % self.size:
+            raise InvalidState(f"uid {uid_base} does not start a map of this range")
+        return self.block(offset // self.size)
 
     @property
     def tag(self) -> str:
@@ -62,7 +78,18 @@ def from_subid(user: str = "root", size: int = MAP_SIZE, etc: Path = Path("/etc"
             f"/etc/subgid: add a line such as '{user}:1000000:1000000000' to both "
             "(needed for unprivileged containers)",
         )
-    return IdMap(uids[0][0], gids[0][0], size)
+    return IdMap(uids[0][0], gids[0][0], size, min(uids[0][1], gids[0][1]))
+
+
+def isolated_block(shared: IdMap, taken: set[int]) -> IdMap:
+    """A map of its own for an instance with ``security.idmap.isolated``: the first
+    block of the range after the shared one (block 0) whose uid base is not taken."""
+    index = 1
+    while True:
+        block = shared.block(index)  # InvalidState once the range is full
+        if block.uid_base not in taken:
+            return block
+        index += 1
 
 
 def shift_tree(root: Path, uid_delta: int, gid_delta: int) -> int:

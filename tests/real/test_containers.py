@@ -62,7 +62,7 @@ def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
         pid = next(i for i in info if i["name"] == "lxt-unpriv")["state"]["pid"]
         assert os.stat(f"/proc/{pid}").st_uid == int(uid_map[1])
         images = [p for p in (daemon.dir / "storage-pools/default/images").iterdir()
-                  if p.name.endswith("65536")]
+                  if p.name.endswith(f".u{uid_map[1]}-g{uid_map[1]}-65536")]
         assert len(images) == 1
         assert os.stat(images[0] / "rootfs/bin/busybox").st_uid == int(uid_map[1])
         # the instance's own writes land in its overlay upper layer, owned by its root
@@ -70,6 +70,31 @@ def test_container_is_unprivileged_by_default(daemon: Daemon) -> None:
         upper = daemon.dir / "storage-pools/default/containers/lxt-unpriv/upper"
         assert os.stat(upper / "root/mine").st_uid == int(uid_map[1])
         assert not (images[0] / "rootfs/root/mine").exists()
+
+
+def test_isolated_id_maps(daemon: Daemon) -> None:
+    """security.idmap.isolated gives each such container a 65536-id block of its own,
+    after the shared one; files it writes on the host belong to that block."""
+    d = daemon
+    d.ok("launch", "bb", "lxt-shared", "-q")
+    d.ok("launch", "bb", "lxt-iso1", "-q", "-c", "security.idmap.isolated=true")
+    d.ok("launch", "bb", "lxt-iso2", "-q", "-c", "security.idmap.isolated=true")
+    with d.deleted_afterwards("lxt-shared", "lxt-iso1", "lxt-iso2"):
+        bases = {}
+        for name in ("lxt-shared", "lxt-iso1", "lxt-iso2"):
+            uid_map = d.ok("exec", name, "--", "cat", "/proc/self/uid_map").split()
+            assert uid_map[0] == "0" and uid_map[2] == "65536"
+            bases[name] = int(uid_map[1])
+            d.ok("exec", name, "--", "sh", "-c", "echo hi > /root/mine")
+            upper = d.dir / f"storage-pools/default/containers/{name}/upper"
+            assert os.stat(upper / "root/mine").st_uid == bases[name]
+        ordered = sorted(bases.values())
+        assert ordered[1] - ordered[0] >= 65536 and ordered[2] - ordered[1] >= 65536
+        assert bases["lxt-shared"] == ordered[0]
+        assert d.ok("config", "get", "lxt-iso1", "volatile.idmap.base").strip() == \
+            str(bases["lxt-iso1"])
+        r = d.cli("config", "set", "lxt-iso1", "security.idmap.isolated=false")
+        assert r.returncode == 1 and "chosen when it is created" in r.stderr
 
 
 def test_privileged_opt_in(daemon: Daemon) -> None:

@@ -11,12 +11,14 @@ from typing import Any
 import trio
 
 from lxctl.config.schema import Scope
+from lxctl.config.units import is_true
 from lxctl.drivers.hypervisor import HypervisorDriver
 from lxctl.drivers.storage import ImageSource, StorageDriver, Volume
 from lxctl.errors import AlreadyExists, InvalidArgument, LxctlError, NotFound
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
+from lxctl.objects.idmap import isolated_block
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.names import check_instance_name, random_instance_name
 from lxctl.objects.pools import root_volume, volume_record
@@ -70,10 +72,15 @@ class Create(InstanceBase):
         pool_rec, storage = await self.pools.get(root[1]["pool"])
         volume = root_volume(name, project, rec.type)
         self.pools.check_supports(storage.info, volume)
-        image_source = ImageSource(img.fingerprint, self.images.path(img), idmap)
+        isolated = idmap is not None and is_true(
+            expanded_config.get("security.idmap.isolated"))
 
         def reserve(t: Tables) -> None:  # the name and the volume, in one transaction
             check_instance_limits(t, project, rec.type)  # the project's limits.instances
+            if isolated and idmap is not None:  # a map no other instance has
+                taken = {int(i.config["volatile.idmap.base"]) for i in t.instance_list(None)
+                         if i.config.get("volatile.idmap.base", "").isdigit()}
+                rec.config["volatile.idmap.base"] = str(isolated_block(idmap, taken).uid_base)
             t.instance_create(rec)
             t.volume_create(volume_record(pool_rec.name, volume))
 
@@ -83,6 +90,10 @@ class Create(InstanceBase):
         except BaseException:
             await self.release(rec)
             raise
+        if isolated:
+            effective = replace(rec, config={**expanded_config, **rec.config})
+            idmap = hypervisor.rootfs_idmap(effective)
+        image_source = ImageSource(img.fingerprint, self.images.path(img), idmap)
 
         async def work(op: Operation) -> None:
             try:

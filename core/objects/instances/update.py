@@ -16,6 +16,7 @@ from pathlib import Path
 import trio
 
 from lxctl.config.schema import VOLATILE_PREFIX, Scope
+from lxctl.config.units import is_true
 from lxctl.drivers.devices import Device, MountedVolume
 from lxctl.errors import InvalidArgument, LxctlError
 from lxctl.kernel.shield import shielded
@@ -61,6 +62,13 @@ class Update(InstanceBase):
         hypervisor.rootfs_idmap(replace(changed, config=expanded_config))  # still runnable
         keys = frozenset(k for k in set(old_config) | set(expanded_config)
                          if old_config.get(k) != expanded_config.get(k))
+        if "security.idmap.isolated" in keys and is_true(old_config.get(
+                "security.idmap.isolated")) != is_true(expanded_config.get(
+                "security.idmap.isolated")):
+            raise InvalidArgument(
+                f"security.idmap.isolated of instance {name!r} is chosen when it is "
+                f"created: copy or rebuild it to change it", instance=name,
+                key="security.idmap.isolated")
         async with self.holding(rec, "update"):
             running = await self.status(rec) != "Stopped"
             if old_devices != new_devices and running:

@@ -129,7 +129,8 @@ class LxcDriver:
                 "Unprivileged containers need a subordinate id range for root in "
                 "/etc/subuid and /etc/subgid (e.g. root:1000000:1000000000); or set "
                 "security.privileged=true", instance=inst.name)
-        return self.ctx.idmap
+        isolated = inst.config.get("volatile.idmap.base")  # the core's pick, at create
+        return self.ctx.idmap.at(int(isolated)) if isolated else self.ctx.idmap
 
     def _log_tail(self, name: str, lines: int = 5) -> str:
         try:
