@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxctl.errors import InvalidState
@@ -19,7 +19,7 @@ class IdMap:
     uid_base: int
     gid_base: int
     size: int = MAP_SIZE
-    room: int = MAP_SIZE  # ids the subordinate range holds from the bases on
+    room: int = field(default=MAP_SIZE, compare=False)  # ids the range holds from the bases
 
     def block(self, index: int) -> IdMap:
         """The ``index``-th map of this size in the same range (0: this one)."""

@@ -15,7 +15,7 @@ from lxctl.errors import Busy, InvalidArgument, InvalidState, NotFound, PluginEr
 from lxctl.kernel.events import EventBus, LifecycleEvent, lifecycle
 from lxctl.kernel.lifecycle import check_transition
 from lxctl.kernel.locks import LocalLocks, locked
-from lxctl.objects.idmap import IdMap, from_subid
+from lxctl.objects.idmap import IdMap, from_subid, isolated_block
 from lxctl.objects.names import check_instance_name, random_instance_name
 from lxctl.state.sqlite import SQLiteStore
 
@@ -134,6 +134,14 @@ def test_idmap_uses_one_range(tmp_path: Path) -> None:
     m = from_subid(etc=tmp_path)
     assert m == IdMap(1000000, 1000000, 65536)
     assert m.lxc_config() == ["lxc.idmap = u 0 1000000 65536", "lxc.idmap = g 0 1000000 65536"]
+    # isolated maps: the first free block after the shared one, within the range
+    assert isolated_block(m, set()) == IdMap(1065536, 1065536)
+    assert isolated_block(m, {1065536, 1196608}) == IdMap(1131072, 1131072)
+    assert m.at(1131072) == IdMap(1131072, 1131072)
+    small = IdMap(10, 20, 65536, room=3 * 65536)
+    assert small.at(10 + 2 * 65536) == IdMap(10 + 2 * 65536, 20 + 2 * 65536)
+    with pytest.raises(InvalidState, match="room for 3 maps"):
+        isolated_block(small, {10 + 65536, 10 + 2 * 65536})
     (tmp_path / "subgid").write_text("root:5:10\n")
     with pytest.raises(InvalidState, match="subordinate id range"):
         from_subid(etc=tmp_path)
