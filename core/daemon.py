@@ -41,7 +41,9 @@ from lxctl.drivers.registry import DriverRegistry, Drivers
 from lxctl.errors import InvalidState, LxctlError
 from lxctl.kernel.availability import Availability
 from lxctl.kernel.events import Event, EventBus
+from lxctl.kernel.hooks import HookRunner
 from lxctl.kernel.operations import Operations
+from lxctl.objects.hooks import HOOK_KEYS
 from lxctl.objects.idmap import IdMap, from_subid
 from lxctl.objects.images import ImageStore
 from lxctl.objects.instances import Instances
@@ -82,6 +84,7 @@ class App:
     ops: Operations = field(init=False)
     instances: Instances = field(init=False)
     warnings: Warnings = field(init=False)
+    event_hooks: HookRunner = field(init=False)
     ready: trio.Event = field(default_factory=trio.Event)
     shutdown_requested: trio.Event = field(default_factory=trio.Event)
     shutdown_options: dict[str, Any] = field(default_factory=dict)
@@ -118,7 +121,7 @@ def _idmap() -> IdMap | None:
 def build_schema(drivers: Drivers, hooks: Hooks) -> ConfigSchema:
     """The core's keys, each driver's (owned by it), then the plugins'."""
     schema = ConfigSchema()
-    schema.add_all((*INSTANCE_KEYS, *PROJECT_KEYS))
+    schema.add_all((*INSTANCE_KEYS, *HOOK_KEYS, *PROJECT_KEYS))
     for name, driver in drivers.all("storage").items():
         schema.add_all((*driver.info.pool_keys, *driver.info.volume_keys),
                        owner=f"storage:{name}")
@@ -154,6 +157,17 @@ def _plugin_events(hooks: Hooks, nursery: trio.Nursery, bus: EventBus) -> None:
 
     bus.add_consumer(enqueue)
     nursery.start_soon(consume)
+
+
+def _event_hooks(app: App) -> HookRunner:
+    """The administrator's hook scripts (``hooks.directory``, else hooks.d), fed by the
+    bus."""
+    cfg = app.config
+    app.event_hooks = HookRunner(
+        app.bus, Path(cfg.hooks_dir) if cfg.hooks_dir else app.directory / "hooks.d",
+        app.directory, cfg.hooks_timeout, cfg.hooks_concurrency)
+    app.bus.add_consumer(app.event_hooks.consume)
+    return app.event_hooks
 
 
 def _log_incident(exc: BaseException, incident: str, method: str) -> None:
@@ -228,6 +242,7 @@ async def _serve(app: App, listener: trio.abc.Listener[Any],
                  task_status: trio.TaskStatus[App]) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(app.warnings.run)
+        await nursery.start(_event_hooks(app).run)
         _plugin_events(app.hooks, nursery, app.bus)
         await nursery.start(app.availability.run)
         app.ops = Operations(app.store, app.bus, nursery)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,6 +104,13 @@ class Outcome:
         return text
 
 
+async def _kill_session(proc: trio.Process) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 async def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -112,11 +120,14 @@ async def run(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     redact: Sequence[str] = (),
+    own_session: bool = False,
 ) -> Outcome:
     """Run ``argv``; return its outcome. ``check``: raise DriverError when it fails.
 
     ``redact``: strings to mask (beyond the secret-looking assignments that are always
-    masked) in the log line and in the output tail of errors.
+    masked) in the log line and in the output tail of errors. ``own_session``: run it
+    in a session of its own, whose every process is killed at the timeout (for
+    administrators' scripts, which may leave children behind).
     """
     args = tuple(str(a) for a in argv)
     extra = tuple(s for s in redact if s)
@@ -127,6 +138,8 @@ async def run(
             proc = await trio.run_process(
                 args, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False,
                 env=None if env is None else {**os.environ, **env}, cwd=cwd,
+                start_new_session=own_session,
+                deliver_cancel=_kill_session if own_session else None,
             )
     except trio.TooSlowError:
         log.debug("command", argv=redact_argv(args, extra), timeout=timeout, timed_out=True)

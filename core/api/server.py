@@ -52,6 +52,7 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
         "drivers_unsupported": app.drivers.unsupported,
         "warnings": [asdict(w) for w in app.availability.warnings.values() if not w.resolved],
         "methods": app.methods.names(),
+        "hooks": app.event_hooks.describe(),
     }
 
 

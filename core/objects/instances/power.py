@@ -15,6 +15,7 @@ from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
 from lxctl.objects import cloudinit
 from lxctl.objects import devices as device_rules
+from lxctl.objects.hooks import run_instance_hook
 from lxctl.objects.instances.base import DEFAULT_STOP_TIMEOUT, InstanceBase, InstanceRecord, log
 from lxctl.objects.instances.create import check_device_support
 from lxctl.objects.pools import KIND as POOL
@@ -37,6 +38,7 @@ class Power(InstanceBase):
         if is_true(config.get("security.protection.start")):
             raise InvalidState("The instance is protected from being started "
                                "(security.protection.start)", instance=rec.name)
+        await run_instance_hook("pre-start", rec, config, self.bus)  # may veto the start
         hypervisor = self.hypervisor(rec)
         check_device_support(hypervisor, devices)
         pool, storage, volume = await self.root(rec, devices)  # Unavailable if it is down
@@ -71,6 +73,7 @@ class Power(InstanceBase):
             self._remove_seed(rec)
             await self.store.write(lambda t: t.instance_update(rec))
         self.event("instance-stopped", rec)
+        await run_instance_hook("post-stop", rec, (await self.profiles.expand(rec))[0], self.bus)
 
     def _remove_seed(self, rec: InstanceRecord) -> None:
         if self.seeds is not None:
