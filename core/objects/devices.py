@@ -9,6 +9,7 @@ a managed network from the network driver (through ``objects/networks``).
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -80,8 +81,31 @@ def check(devices: Mapping[str, Any]) -> None:
         elif dtype == "usb":
             if "vendorid" not in conf:
                 raise _fail(name, "a usb device needs a vendorid")
-        elif dtype == "proxy" and not ("listen" in conf and "connect" in conf):
+        elif dtype == "proxy":
+            _check_proxy(name, conf)
+
+
+_PROXY_ADDRESS = re.compile(r"(tcp|udp):(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(\d{1,5})|unix:(/.+)")
+
+
+def _check_proxy(name: str, conf: Mapping[str, str]) -> None:
+    """``listen``/``connect``: tcp:ADDR:PORT, udp:ADDR:PORT or unix:/PATH; a datagram
+    end needs a datagram end on the other side; ``bind`` host or instance."""
+    kinds = []
+    for key in ("listen", "connect"):
+        if key not in conf:
             raise _fail(name, "a proxy needs listen and connect")
+        m = _PROXY_ADDRESS.fullmatch(conf[key])
+        if m is None or (m.group(3) and not 0 < int(m.group(3)) < 65536):
+            raise _fail(name, f"{key} must be tcp:ADDR:PORT, udp:ADDR:PORT or unix:/PATH, "
+                        f"not {conf[key]!r}")
+        kinds.append(m.group(1) == "udp")
+    if kinds[0] != kinds[1]:
+        raise _fail(name, "udp proxies to udp only (and tcp or unix to tcp or unix)")
+    if conf.get("bind", "host") not in ("host", "instance"):
+        raise _fail(name, "bind must be host or instance")
+    if is_true(conf.get("nat")):
+        raise _fail(name, "nat=true is not supported: the proxy forwards connections")
 
 
 def check_sources(devices: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from lxctl.public import (
     InvalidState,
     MountedVolume,
     NotFound,
+    ProxyDevice,
     Scope,
     StreamData,
     StreamEOF,
@@ -45,6 +47,7 @@ from lxctl.public import (
     impl,
     is_true,
     run,
+    spawn_service,
 )
 
 from . import addresses, cgroups
@@ -62,6 +65,8 @@ STATES = {
 }
 START_TIMEOUT = 30.0
 INJECT = str(Path(__file__).with_name("inject.py"))  # run alone: setns wants one thread
+PROXY = str(Path(__file__).with_name("proxy.py"))  # a proxy device's own process
+PROXY_START_TIMEOUT = 10.0
 T = TypeVar("T")
 
 
@@ -187,6 +192,14 @@ class LxcDriver:
             detail = self._log_tail(inst.qualified_name) or outcome.tail() or f"state {status}"
             raise DriverError(f"Failed to start container {inst.name}: {detail}",
                               instance=inst.name)
+        try:
+            for device in devices:
+                if isinstance(device, ProxyDevice):
+                    await self._start_proxy(inst, device)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.stop(inst, timeout=0, force=True)
+            raise
 
     async def stop(self, inst: InstanceRecord, *, timeout: float, force: bool) -> None:
         # python-lxc holds the GIL while it waits: waiting calls go through the tools
@@ -207,6 +220,7 @@ class LxcDriver:
                               f"{outcome.tail() or self._log_tail(inst.qualified_name)}",
                               instance=inst.name)
         await self._thread(self._clean_cgroups, inst.qualified_name)
+        await self._thread(self._stop_proxies, inst.qualified_name, None)
 
     def environment(self) -> dict[str, Any]:
         return {"apparmor": lxc_config.apparmor_enabled(),
@@ -342,6 +356,8 @@ class LxcDriver:
             await self._thread(cgroups.write_settings, base, {"devices.allow": rule})
             await self._inject(inst, "mount", device.source, device.path, "rw",
                                *self._root_owner(inst))
+        elif isinstance(device, ProxyDevice):
+            await self._start_proxy(inst, device)
         else:
             raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
 
@@ -353,8 +369,43 @@ class LxcDriver:
             base = f"{self.cgroup_dir}/{inst.qualified_name}"
             await self._thread(cgroups.write_settings, base,
                                {"devices.deny": lxc_config.device_rule(device)})
+        elif isinstance(device, ProxyDevice):
+            await self._thread(self._stop_proxies, inst.qualified_name, device.name)
         else:
             raise InvalidArgument(f"The lxc driver cannot remove {device.type} devices live")
+
+    # ------------------------------------------------------------------ proxies
+    async def _start_proxy(self, inst: InstanceRecord, device: ProxyDevice) -> None:
+        """Start the device's forwarder (detached: it outlives a daemon restart, and
+        ends with the container's init) and wait until it listens."""
+        pid = (await self._thread(self._state, inst.qualified_name, False)).pid
+        directory = self._dir(inst.qualified_name)
+        pidfile = directory / f"proxy.{device.name}.pid"
+        log_file = directory / f"proxy.{device.name}.log"
+        await self._thread(self._stop_proxies, inst.qualified_name, device.name)
+        await spawn_service([sys.executable, "-I", PROXY, str(pid), device.listen,
+                             device.connect, device.bind, pidfile], log_file=log_file)
+        with trio.move_on_after(PROXY_START_TIMEOUT):
+            while not pidfile.exists():
+                text = log_file.read_text(errors="replace") if log_file.exists() else ""
+                if "proxy:" in text or "usage:" in text or "Traceback" in text:
+                    break
+                await trio.sleep(0.02)
+        if not pidfile.exists():
+            text = log_file.read_text(errors="replace").strip() if log_file.exists() else ""
+            raise DriverError(f"Proxy device {device.name!r} of {inst.name} did not start: "
+                              f"{text.splitlines()[-1] if text else 'no answer'}",
+                              instance=inst.name, device=device.name)
+
+    def _stop_proxies(self, name: str, device: str | None) -> None:
+        """End the forwarders of a container (or of one of its devices)."""
+        for pidfile in self._dir(name).glob(f"proxy.{device or '*'}.pid"):
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
+            pidfile.unlink(missing_ok=True)
+            pidfile.with_suffix(".log").unlink(missing_ok=True)
 
     async def freeze(self, inst: InstanceRecord) -> None:
         await run(["lxc-freeze", "-P", self.lxcpath, "-n", inst.qualified_name], timeout=60)

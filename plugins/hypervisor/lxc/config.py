@@ -28,8 +28,9 @@ SECCOMP = Path("/usr/share/lxc/config/common.seccomp")  # LXC's default deny lis
 APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 CONSOLE_LOG = "console.log"
 CONSOLE_SIZE = "1MB"  # the ring buffer and the log file's cap (one rotated copy kept)
-DEVICE_TYPES = frozenset({"disk", "nic", "unix-char", "unix-block"})
-HOTPLUG_TYPES = frozenset({"disk", "unix-char", "unix-block"})  # mount injection
+DEVICE_TYPES = frozenset({"disk", "nic", "unix-char", "unix-block", "proxy"})
+# disks and unix devices by mount injection, proxies by starting their forwarder
+HOTPLUG_TYPES = frozenset({"disk", "unix-char", "unix-block", "proxy"})
 
 
 def cgroup_prefix(daemon_id: str) -> str:
