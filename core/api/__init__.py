@@ -16,6 +16,7 @@ from lxctl.api import (
     operations,
     profiles,
     projects,
+    rpc,
     server,
     storage,
     streams,
@@ -36,6 +37,7 @@ MODULES: tuple[ModuleType, ...] = (
     projects,
     networks,
     warnings,
+    rpc,
 )
 
 

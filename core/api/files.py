@@ -53,6 +53,7 @@ async def file_pull(ctx: CallContext, instance: str, path: str, stream: str, *,
 
 async def file_delete(ctx: CallContext, instance: str, path: str, *,
                       project: str = "default") -> dict[str, Any]:
+    """Delete a file or empty directory in the instance (resolved inside it)."""
     await app_of(ctx).instances.delete_file(project_name(project), instance, path)
     return {}
 

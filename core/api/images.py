@@ -39,16 +39,19 @@ async def image_build(
 
 
 async def image_list(ctx: CallContext, *, project: str = "default") -> list[dict[str, Any]]:
+    """The images of the project (the default project's without features.images)."""
     p = project_name(project)
     return [r.to_api() for r in await app_of(ctx).store.read(  # features.images off: default's
         lambda t: t.image_list(effective_project(t, p, "images")))]
 
 
 async def image_get(ctx: CallContext, image: str, *, project: str = "default") -> dict[str, Any]:
+    """One image by fingerprint (or a unique prefix) or alias."""
     return (await app_of(ctx).images.get(project_name(project), image)).to_api()
 
 
 async def image_delete(ctx: CallContext, image: str, *, project: str = "default") -> dict[str, Any]:
+    """Delete an image and its volumes on every pool."""
     app = app_of(ctx)
     rec = await app.images.delete(project_name(project), image)
     await app.pools.forget_image(rec.fingerprint)

@@ -43,6 +43,7 @@ async def instance_list(
 
 
 async def instance_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:
+    """One instance with its state (status, processes, resources)."""
     app = app_of(ctx)
     rec = await app.instances.get(project_name(project), name)
     return (await app.instances.describe([rec], full=True))[0]
@@ -85,6 +86,7 @@ async def instance_create(
 async def instance_start(
     ctx: CallContext, name: str, *, project: str = "default"
 ) -> dict[str, Any]:
+    """Start a stopped instance (an operation)."""
     return (await app_of(ctx).instances.start(project_name(project), name)).to_api()
 
 
@@ -109,6 +111,7 @@ async def instance_restart(
     *,
     project: str = "default",
 ) -> dict[str, Any]:
+    """Stop then start a running instance (an operation)."""
     op = await app_of(ctx).instances.restart(
         project_name(project), name, timeout=timeout, force=force
     )
@@ -118,18 +121,21 @@ async def instance_restart(
 async def instance_freeze(
     ctx: CallContext, name: str, *, project: str = "default"
 ) -> dict[str, Any]:
+    """Freeze (pause) a running instance (an operation)."""
     return (await app_of(ctx).instances.set_frozen(project_name(project), name, True)).to_api()
 
 
 async def instance_unfreeze(
     ctx: CallContext, name: str, *, project: str = "default"
 ) -> dict[str, Any]:
+    """Unfreeze (resume) a frozen instance (an operation)."""
     return (await app_of(ctx).instances.set_frozen(project_name(project), name, False)).to_api()
 
 
 async def instance_delete(
     ctx: CallContext, name: str, force: bool = False, *, project: str = "default"
 ) -> dict[str, Any]:
+    """Delete an instance and its root volume (an operation); ``force`` stops it first."""
     return (await app_of(ctx).instances.delete(project_name(project), name, force=force)).to_api()
 
 

@@ -21,6 +21,7 @@ async def profile_list(ctx: CallContext, *, project: str = "default",
 
 
 async def profile_get(ctx: CallContext, name: str, *, project: str = "default") -> dict[str, Any]:
+    """One profile, with the instances that use it."""
     return await app_of(ctx).profiles.get(project_name(project), name)
 
 

@@ -20,6 +20,7 @@ async def project_list(ctx: CallContext) -> list[dict[str, Any]]:
 
 
 async def project_get(ctx: CallContext, name: str) -> dict[str, Any]:
+    """One project, with what uses it."""
     app = app_of(ctx)
     return (await app.projects.describe([await app.projects.get(name)]))[0]
 

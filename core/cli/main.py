@@ -39,8 +39,10 @@ Images, storage, profiles and the daemon:
   profile list|show|create|delete|copy|rename|set|unset|get|edit
   profile device add|remove|set|unset|get|list|show
   profile assign|add|remove INSTANCE PROFILE...
-  monitor                 Print events (--type, --format)
-  operation list|show|wait|cancel
+  monitor                 Print events (--type, --format, --all-projects, --since ID)
+  operation list|show|wait|delete   (--all-projects)
+  warning list|show|ack|delete      Persistent warnings (--all-projects, --status)
+  query METHOD [PARAMS-JSON]        A raw JSON-RPC call (see rpc.discover)
   admin waitready|shutdown
   version
 
@@ -74,6 +76,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("images", "image"),
     "monitor": ("monitor", "monitor"),
     "operation": ("operation", "operation"),
+    "warning": ("warning", "warning"),
+    "query": ("query", "query"),
     "admin": ("admin", "admin"),
     "storage": ("storage", "storage"),
     "profile": ("profile", "profile"),

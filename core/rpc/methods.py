@@ -109,6 +109,10 @@ class MethodTable:
     def names(self) -> list[str]:
         return sorted(self._methods)
 
+    def specs(self) -> list[MethodSpec]:
+        """Every method, by name."""
+        return [self._methods[name] for name in sorted(self._methods)]
+
 
 # ---------------------------------------------------------------------------- hints
 def parameter_hints(func: Callable[..., Any]) -> dict[str, Any]:

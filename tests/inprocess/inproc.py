@@ -147,13 +147,16 @@ async def wait_status(client: Client, name: str, status: str,
 
 
 @asynccontextmanager
-async def daemon(directory: Path, **config: Any) -> AsyncIterator[InProcessDaemon]:
-    """Run one daemon on ``directory`` until the block ends (then it shuts down)."""
+async def daemon(directory: Path, *, extra_plugins: tuple[Any, ...] | list[Any] = (),
+                 **config: Any) -> AsyncIterator[InProcessDaemon]:
+    """Run one daemon on ``directory`` until the block ends (then it shuts down);
+    ``extra_plugins``: plugins beside the fakes."""
     listener = MemoryListener()
     cfg = DaemonConfig(retry_max_interval=0.2, **config)
     async with trio.open_nursery() as nursery:
         app: App = await nursery.start(
-            lambda task_status: run_daemon(directory, cfg, plugins=[fakes], listener=listener,
+            lambda task_status: run_daemon(directory, cfg, plugins=[fakes, *extra_plugins],
+                                           listener=listener,
                                            task_status=task_status))
         try:
             yield InProcessDaemon(app, listener, fakes.WORLDS[str(directory)])
