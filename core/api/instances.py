@@ -231,14 +231,17 @@ async def instance_update(
     config: dict[str, str] | None = None,
     devices: dict[str, dict[str, str]] | None = None,
     description: str | None = None,
+    ephemeral: bool | None = None,
     *,
     project: str = "default",
 ) -> dict[str, Any]:
     """Replace the instance's ``config`` (its daemon-managed ``volatile.*`` keys stay),
-    ``devices`` and/or ``description``: whichever are given, checked as at create."""
+    ``devices``, ``description`` and/or ``ephemeral``: whichever are given, checked as
+    at create."""
     app = app_of(ctx)
     rec = await app.instances.update(project_name(project), name, config=config,
-                                     devices=devices, description=description)
+                                     devices=devices, description=description,
+                                     ephemeral=ephemeral)
     return (await app.instances.describe([rec], full=False))[0]
 
 

@@ -53,10 +53,18 @@ async def project_delete(ctx: CallContext, name: str) -> dict[str, Any]:
     return {}
 
 
+async def project_rename(ctx: CallContext, name: str, new_name: str) -> dict[str, Any]:
+    """Rename an empty project other than ``default``."""
+    app = app_of(ctx)
+    await app.projects.rename(name, new_name, bus=app.bus)
+    return {}
+
+
 METHODS: dict[str, Method] = {
     "project.list": project_list,
     "project.get": project_get,
     "project.create": project_create,
     "project.update": project_update,
     "project.delete": project_delete,
+    "project.rename": project_rename,
 }

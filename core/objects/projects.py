@@ -210,6 +210,26 @@ class Projects:
         bus.publish(lifecycle("project-deleted", f"/1.0/projects/{name}"))
 
 
+    async def rename(self, name: str, new_name: str, *, bus: EventBus) -> None:
+        """Rename an empty project (its own ``default`` profile moves with it), as
+        Incus allows; never the ``default`` project."""
+        if name == DEFAULT_PROJECT:
+            raise InvalidArgument("The 'default' project cannot be renamed", project=name)
+        check_project_name(new_name)
+
+        def rename(t: Tables) -> None:
+            t.project_get(name)
+            contents = _contents(t.project_usage(name))
+            if contents:
+                raise InvalidState(f"Only empty projects can be renamed: project {name!r} "
+                                   f"holds {_describe(contents)}", project=name)
+            t.project_rename(name, new_name)  # AlreadyExists
+
+        await self.store.write(rename)
+        bus.publish(lifecycle("project-renamed", f"/1.0/projects/{new_name}",
+                              old_name=name))
+
+
 def _default_profile(project: str) -> ProfileRecord:
     return ProfileRecord("default", {}, {}, f"Default lxctl profile for project {project}",
                          project)

@@ -40,6 +40,9 @@ class Tables(Protocol):
         """What the project holds, by kind: instances, images (fingerprints), profiles,
         networks, volumes (``pool/type/name``); empty kinds are left out."""
     def project_instance_count(self, name: str, type: str | None = None) -> int: ...
+    def project_rename(self, name: str, new_name: str) -> None:
+        """Rename a project that holds nothing but its own ``default`` profile (which
+        moves with it); AlreadyExists if ``new_name`` is taken."""
 
     # instances
     def instance_create(self, rec: InstanceRecord) -> None: ...

@@ -234,3 +234,32 @@ async def test_project_events(tmp_path: Path) -> None:
                 if msg.get("method") == "event":
                     actions.append(msg["params"]["metadata"]["action"])
             assert actions == ["project-created", "project-updated", "project-deleted"]
+
+
+async def test_rename_an_empty_project(tmp_path: Path) -> None:
+    """An empty project renames with its own default profile; one that holds something,
+    the default project, a taken or bad new name: refused, nothing changed."""
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await c.call("project.create", name="p1", config={"limits.instances": "2"})
+            await c.call("project.create", name="p2")
+            await c.call("project.rename", name="p1", new_name="p3")
+            assert [x["name"] for x in await c.call("project.list")] == [
+                "default", "p2", "p3"]
+            got = await c.call("project.get", name="p3")
+            assert got["config"]["limits.instances"] == "2"
+            assert [p["name"] for p in await c.call("profile.list", project="p3")] == [
+                "default"]
+            assert await c.call("profile.list", project="p1") == []
+            for new, why in (("p2", "'p2' already exists"),
+                             ("a_b", "may not contain underscores")):
+                with pytest.raises(RpcError, match=why):
+                    await c.call("project.rename", name="p3", new_name=new)
+            with pytest.raises(RpcError, match="'default' project cannot be renamed"):
+                await c.call("project.rename", name="default", new_name="p9")
+            await import_image(c, "img", project="p3")
+            with pytest.raises(RpcError, match="Only empty projects can be renamed"):
+                await c.call("project.rename", name="p3", new_name="p4")
+            assert [x["name"] for x in await c.call("project.list")] == [
+                "default", "p2", "p3"]

@@ -35,6 +35,12 @@ def test_config_keys_round_trip_through_the_cli(daemon: Daemon) -> None:
         d.ok("config", "set", "lxt-cfg", "--property", "description=web server")
         assert d.ok("config", "get", "lxt-cfg", "-p", "description") == "web server\n"
         assert "Description: web server" in d.ok("info", "lxt-cfg")
+        d.ok("config", "set", "lxt-cfg", "-p", "ephemeral=true")
+        assert d.ok("config", "get", "lxt-cfg", "-p", "ephemeral") == "true\n"
+        r = d.cli("config", "set", "lxt-cfg", "-p", "ephemeral=maybe")
+        assert r.returncode == 1 and "true or false" in r.stderr
+        d.ok("config", "unset", "lxt-cfg", "-p", "ephemeral")
+        assert d.ok("config", "get", "lxt-cfg", "-p", "ephemeral") == "false\n"
 
 
 def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:

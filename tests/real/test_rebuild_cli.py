@@ -38,3 +38,11 @@ def test_rebuild_gives_a_fresh_root_and_keeps_the_rest(daemon: Daemon) -> None:
         assert "volatile.base_image" not in shown["config"]
         assert not [k for k in shown["config"] if k.startswith("image.")]
         assert shown["config"]["user.kept"] == "yes"
+        # --force stops a running one first
+        d.ok("rebuild", "bb", name)
+        d.ok("start", name)
+        d.ok("exec", name, "--", "sh", "-c", "echo again > /root/marker")
+        d.ok("rebuild", "bb", name, "--force")
+        assert d.states()[name] == "STOPPED"
+        d.ok("start", name)
+        assert d.cli("exec", name, "--", "cat", "/root/marker").returncode != 0

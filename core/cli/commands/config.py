@@ -9,7 +9,7 @@ from lxctl.cli.args import ArgumentParser, key_values, target
 from lxctl.cli.connection import Client, connect
 from lxctl.cli.output import write
 
-PROPERTIES = ("description",)
+PROPERTIES = ("description", "ephemeral")
 
 
 def _instance(client: Client, name: str) -> dict[str, Any]:
@@ -76,23 +76,20 @@ def config(command: str, args: list[str]) -> int:
     if opts.verb == "get":
         if opts.property:
             _check_property(opts.key)
-            write(f"{inst.get(opts.key, '')}\n")
+            value = inst.get(opts.key, "")
+            write(f"{str(value).lower() if isinstance(value, bool) else value}\n")
         else:
             values = inst["expanded_config" if opts.expanded else "config"]
             write(f"{values.get(opts.key, '')}\n")
     elif opts.verb == "set":
         pairs = _set_pairs(opts.pairs)
         if opts.property:
-            for key in pairs:
-                _check_property(key)
-            _update(client, name, **pairs)
+            _update(client, name, **{k: _property(k, v) for k, v in pairs.items()})
         else:
             _update(client, name, config={**inst["config"], **pairs})
     elif opts.verb == "unset":
         if opts.property:
-            for key in opts.keys:
-                _check_property(key)
-            _update(client, name, **{key: "" for key in opts.keys})
+            _update(client, name, **{key: _property(key, "") for key in opts.keys})
         else:
             missing = [k for k in opts.keys if k not in inst["config"]]
             if missing:
@@ -124,6 +121,16 @@ def config(command: str, args: list[str]) -> int:
 def _check_property(key: str) -> None:
     if key not in PROPERTIES:
         raise ValueError(f"Unknown property {key!r} (known: {', '.join(PROPERTIES)})")
+
+
+def _property(key: str, value: str) -> str | bool:
+    """A property's value as the API takes it: ``ephemeral`` is a boolean."""
+    _check_property(key)
+    if key != "ephemeral":
+        return value
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
+        raise ValueError(f"Invalid value {value!r} for ephemeral: true or false")
+    return value.lower() in ("true", "1", "yes", "on")
 
 
 def _device(client: Client, name: str, action: str, rest: list[str]) -> int:

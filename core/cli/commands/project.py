@@ -1,4 +1,4 @@
-"""``lxctl project create|delete|list|show|edit|get|set|unset|switch``.
+"""``lxctl project create|delete|list|show|edit|get|set|unset|switch|rename``.
 
 The current project (``switch``) is kept in the client config, ``$LXCTL_CONF`` or
 ``~/.config/lxctl/config.yml``, as ``project: NAME``; the global ``--project`` flag wins
@@ -49,12 +49,17 @@ def _parser() -> ArgumentParser:
     for parser in (g, s, u):
         parser.add_argument("-p", "--property", action="store_true")
     sub.add_parser("switch", help="Make a project the current one").add_argument("name")
+    for verb in ("rename", "mv"):
+        r = sub.add_parser(verb, help="Rename an empty project")
+        r.add_argument("name")
+        r.add_argument("new_name")
     return p
 
 
 def project(command: str, args: list[str]) -> int:
     opts = _parser().parse_args(args)
-    verb = {"ls": "list", "rm": "delete", "remove": "delete"}.get(opts.verb, opts.verb)
+    verb = {"ls": "list", "rm": "delete", "remove": "delete", "mv": "rename"}.get(opts.verb,
+                                                                                 opts.verb)
     if verb == "list":
         return _list(opts.format, opts.columns)
     if verb == "switch":
@@ -67,6 +72,10 @@ def project(command: str, args: list[str]) -> int:
         write(f"Project {target(opts.name)} created\n")
     elif verb == "delete":
         _delete(client, [target(n) for n in opts.names])
+    elif verb == "rename":
+        client.call("project.rename", {"name": target(opts.name),
+                                       "new_name": target(opts.new_name)})
+        write(f"Project {target(opts.name)} renamed to {target(opts.new_name)}\n")
     elif verb == "show":
         import yaml
 

@@ -1,5 +1,6 @@
 """``lxctl rebuild IMAGE NAME`` (or ``NAME --empty``): a stopped instance's root volume
-anew, keeping its config, devices, profiles and identity."""
+anew, keeping its config, devices, profiles and identity; ``--force`` stops a running
+one first."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ def rebuild(command: str, args: list[str]) -> int:
                        description="Rebuild a stopped instance from an image (or empty)")
     p.add_argument("names", nargs="+", metavar="[IMAGE] NAME")
     p.add_argument("--empty", action="store_true", help="an empty root, no image")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="stop the instance first if it runs")
     opts = p.parse_args(args)
     if opts.empty:
         if len(opts.names) != 1:
@@ -23,6 +26,9 @@ def rebuild(command: str, args: list[str]) -> int:
         image, name = opts.names
         image = image.split(":", 1)[1] if image.startswith("local:") else image
     client = connect()
-    params = {"name": target(name), **({"empty": True} if image is None else {"image": image})}
+    name = target(name)
+    if opts.force and client.call("instance.get", {"name": name})["status"] != "Stopped":
+        client.wait_operation(client.call("instance.stop", {"name": name, "force": True}))
+    params = {"name": name, **({"empty": True} if image is None else {"image": image})}
     client.wait_operation(client.call("instance.rebuild", params))
     return 0

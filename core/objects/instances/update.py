@@ -30,6 +30,7 @@ class Update(InstanceBase):
     async def update(
         self, project: str, name: str, *, config: dict[str, str] | None = None,
         devices: dict[str, dict[str, str]] | None = None, description: str | None = None,
+        ephemeral: bool | None = None,
     ) -> InstanceRecord:
         """Replace what is given (as Incus's PUT): ``config`` (its ``volatile.*`` keys
         are the daemon's and stay), ``devices``, ``description``."""
@@ -50,6 +51,8 @@ class Update(InstanceBase):
             changed.devices = dict(devices)
         if description is not None:
             changed.description = description
+        if ephemeral is not None:
+            changed.ephemeral = ephemeral
         profiles = await self.profiles.by_name({rec.project})
         old_config, old_devices = expand(rec, profiles)
         expanded_config, new_devices = expand(changed, profiles)

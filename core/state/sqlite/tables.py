@@ -73,6 +73,12 @@ class SQLiteTables:
         except sqlite3.IntegrityError:
             raise InvalidState(f"Project {name!r} is in use", project=name) from None
 
+    def project_rename(self, name: str, new_name: str) -> None:
+        old = self.project_get(name)
+        self.project_create(ProjectRecord(new_name, old.config, old.description))
+        self.db.execute("UPDATE profiles SET project=? WHERE project=?", (new_name, name))
+        self.db.execute("DELETE FROM projects WHERE name=?", (name,))
+
     def project_usage(self, name: str) -> dict[str, list[str]]:
         queries = {
             "instances": "SELECT name FROM instances WHERE project=? ORDER BY name",
