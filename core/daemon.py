@@ -207,9 +207,10 @@ async def run_daemon(
 async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] | None,
                  extra_plugins: Iterable[Any]) -> App:
     """Everything that may refuse to start: plugins, drivers, schema, store, defaults."""
+    failed: dict[str, str] = {}  # plugins that did not load: left out, with a warning
     hooks = Hooks(get_plugin_manager(
         load_entrypoints=plugins is None, disabled=config.disabled_plugins,
-        extra=[*(plugins or ()), *extra_plugins]))
+        extra=[*(plugins or ()), *extra_plugins], failures=failed), failed)
     registry = DriverRegistry()
     hooks.register_drivers(registry)
     idmap = await trio.to_thread.run_sync(_idmap)
@@ -222,6 +223,9 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
         warnings = Warnings(store, bus)  # before anything can raise one
         availability.sink = warnings.availability_sink
         bus.add_consumer(warnings.consume)
+        for name, reason in failed.items():
+            warnings.notice("Plugin load failure", f"Plugin {name} failed to load and is left "
+                            f"out: {reason}", entity_type="plugin", entity_name=name)
         images = ImageStore(directory / "images", store, bus)
         await images.cleanup_tmp()
         pools = Pools(store, drivers, bus, availability, schema)

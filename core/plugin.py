@@ -29,12 +29,15 @@ impl = pluggy.HookimplMarker(PROJECT)
 
 
 def get_plugin_manager(
-    *, load_entrypoints: bool = True, disabled: Iterable[str] = (), extra: Iterable[Any] = ()
+    *, load_entrypoints: bool = True, disabled: Iterable[str] = (), extra: Iterable[Any] = (),
+    failures: dict[str, str] | None = None,
 ) -> pluggy.PluginManager:
     """Build a plugin manager: hookspecs, blocked names, entry points, then ``extra``.
 
     ``extra`` plugins (objects) are registered after the entry points; tests use it.
     Load order is deterministic; ``check_pending`` rejects hooks nobody specified.
+    ``failures``: an entry point that fails to load (import, or registration) is left
+    out and recorded there, name -> reason; without it, the failure is raised.
     """
     from lxctl import hookspecs
 
@@ -43,18 +46,35 @@ def get_plugin_manager(
     for name in disabled:
         pm.set_blocked(name)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entrypoints(pm, failures)
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()
     return pm
 
 
-class Hooks:
-    """A small typed facade over ``pm.hook`` for the core's calls."""
+def _load_entrypoints(pm: pluggy.PluginManager, failures: dict[str, str] | None) -> None:
+    """Each entry point on its own, so that one that fails leaves the others loaded."""
+    from importlib.metadata import entry_points
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    for name in dict.fromkeys(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)):
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        except Exception as exc:
+            if failures is None:
+                raise
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
+            failures[name] = f"{type(exc).__name__}: {exc}"
+
+
+class Hooks:
+    """A small typed facade over ``pm.hook`` for the core's calls. ``failed``: the
+    plugins that did not load, name -> reason."""
+
+    def __init__(self, pm: pluggy.PluginManager, failed: dict[str, str] | None = None) -> None:
         self.pm = pm
+        self.failed = dict(failed or {})
 
     def register_drivers(self, registry: DriverRegistry) -> None:
         self.pm.hook.lxctl_register_drivers(registry=registry)

@@ -48,6 +48,7 @@ async def server_info(ctx: CallContext) -> dict[str, Any]:
         },
         "plugins": _plugins_with_drivers(app, drivers),
         "plugins_disabled": app.hooks.blocked(),
+        "plugins_failed": app.hooks.failed,
         "drivers": drivers,
         "drivers_unsupported": app.drivers.unsupported,
         "warnings": [asdict(w) for w in app.availability.warnings.values() if not w.resolved],

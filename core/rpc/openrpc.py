@@ -18,7 +18,7 @@ from lxctl import errors
 from lxctl.rpc.methods import MethodSpec, MethodTable, _resolve
 
 OPENRPC_VERSION = "1.2.6"
-READ_ONLY_VERBS = frozenset({"list", "get", "info", "version", "ready", "discover",
+READ_ONLY_VERBS = frozenset({"list", "get", "info", "version", "ready", "discover", "status",
                              "console_log"})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inproc import Client, daemon, import_image
+from inproc import Client, RpcError, daemon, import_image
 
 from lxctl.rpc import MethodTable
 from lxctl.rpc.openrpc import document, undocumented
@@ -89,7 +89,8 @@ async def test_discover_describes_every_method_and_a_generated_client_reads_them
         await c.wait(await c.call("instance.create", image="img", name="c1"))
         warning = await d.app.warnings.raise_("Test", "a test warning")
         op = (await c.call("operation.list", all_projects=True) or [None])[0]
-        args: dict[str, Any] = {"name": "c1", "image": "img", "uuid": warning.uuid}
+        args: dict[str, Any] = {"name": "c1", "image": "img", "uuid": warning.uuid,
+                                "instance": "c1", "path": "/"}
         by_method = {"project.get": {"name": "default"}, "profile.get": {"name": "default"},
                      "instance.console_log": {"name": "c1"}}
         api = GeneratedClient(doc, c)
@@ -103,7 +104,10 @@ async def test_discover_describes_every_method_and_a_generated_client_reads_them
             wanted = by_method.get(m["name"]) or {
                 p["name"]: (op["id"] if p["name"] == "id" and op else args[p["name"]])
                 for p in m["params"] if p["required"]}
-            await api[m["name"]](**wanted)
+            try:
+                await api[m["name"]](**wanted)
+            except RpcError as exc:  # an answer (the fakes may lack a feature), but
+                assert exc.code not in (-32601, -32602, -32603), (m["name"], exc.message)
             called.append(m["name"])
         assert len(called) >= len(read_only) - 1
 

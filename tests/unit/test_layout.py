@@ -12,7 +12,8 @@ import pytest
 from lxctl import api, hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_ROOTS = [ROOT / "plugins", ROOT / "contrib" / "example-plugin"]
+PLUGIN_ROOTS = [ROOT / "plugins", ROOT / "contrib" / "example-plugin",
+                ROOT / "contrib" / "lxctl-plugin-webhook"]
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
