@@ -58,8 +58,27 @@ async def file_delete(ctx: CallContext, instance: str, path: str, *,
     return {}
 
 
+async def file_mkdir(ctx: CallContext, instance: str, path: str, uid: int = 0, gid: int = 0,
+                     mode: int = 0o755, parents: bool = False, *,
+                     project: str = "default") -> dict[str, Any]:
+    """Create a directory in the instance (``parents``: and the missing ones above)."""
+    await app_of(ctx).instances.make_directory(project_name(project), instance, path,
+                                               uid=uid, gid=gid, mode=mode,
+                                               make_parents=parents)
+    return {}
+
+
+async def file_info(ctx: CallContext, instance: str, path: str, *,
+                    project: str = "default") -> dict[str, Any]:
+    """What a path of the instance is: type, mode, uid, gid, size; a directory's
+    ``entries``, a symlink's ``target`` (not followed)."""
+    return await app_of(ctx).instances.file_info(project_name(project), instance, path)
+
+
 METHODS: dict[str, Method] = {
     "file.push": file_push,
     "file.pull": file_pull,
     "file.delete": file_delete,
+    "file.mkdir": file_mkdir,
+    "file.info": file_info,
 }

@@ -127,6 +127,15 @@ class HypervisorDriver(Protocol):
 
     async def delete_file(self, inst: InstanceRecord, path: str) -> None: ...
 
+    async def make_directory(self, inst: InstanceRecord, path: str, *, uid: int, gid: int,
+                             mode: int, make_parents: bool) -> None:
+        """Create a directory in the instance (an existing one gets the owner and mode)."""
+
+    async def file_info(self, inst: InstanceRecord, path: str) -> dict[str, Any]:
+        """``{type: file|directory|symlink|other, mode, uid, gid, size}``, with
+        ``entries`` (names) for a directory and ``target`` for a symlink; the last
+        component of ``path`` is not followed."""
+
     async def states(
         self, insts: list[InstanceRecord], *, full: bool
     ) -> dict[str, InstanceState]:

@@ -220,6 +220,14 @@ class FakeHypervisor:
     async def delete_file(self, inst: InstanceRecord, path: str) -> None:
         self.world.files.pop((inst.qualified_name, path))
 
+    async def make_directory(self, inst: InstanceRecord, path: str, *, uid: int, gid: int,
+                             mode: int, make_parents: bool) -> None:
+        self.world.calls.append(("hv.mkdir", (inst.qualified_name, path, uid, gid, mode)))
+
+    async def file_info(self, inst: InstanceRecord, path: str) -> dict[str, Any]:
+        content = self.world.files[(inst.qualified_name, path)]
+        return {"type": "file", "mode": 0o644, "uid": 0, "gid": 0, "size": len(content)}
+
     async def hotplug(self, inst: InstanceRecord, device: Device) -> None:
         assert device.type in self.info.hotplug, "a hot-plug the driver does not declare"
         assert inst.qualified_name in self.world.running

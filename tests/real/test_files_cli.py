@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -45,3 +46,44 @@ def test_symlinks_in_the_container_cannot_reach_the_host(daemon: Daemon, workdir
         assert not (workdir / "lxt-gone").exists() and not list(workdir.glob("*.lxctl-partial"))
         r = d.cli("file", "push", "-", "lxt-files")
         assert r.returncode == 1 and "INSTANCE/PATH" in r.stderr
+
+
+def test_recursive_push_pull_and_edit(daemon: Daemon, workdir: Path) -> None:
+    """-r pushes a tree (modes kept), pulls it back (a symlink stays a symlink); several
+    files go into a directory; edit rewrites a file keeping its owner and mode."""
+    d = daemon
+    tree = workdir / "lxt-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a\n")
+    (tree / "sub" / "b.sh").write_text("echo b\n")
+    (tree / "sub" / "b.sh").chmod(0o750)
+    d.ok("launch", "bb", "lxt-tree", "-q")
+    with d.deleted_afterwards("lxt-tree"):
+        d.ok("file", "push", "-r", "-p", str(tree), "lxt-tree/srv/")
+        assert d.ok("exec", "lxt-tree", "--", "cat", "/srv/lxt-tree/a.txt") == "a\n"
+        assert d.ok("exec", "lxt-tree", "--", "sh", "/srv/lxt-tree/sub/b.sh") == "b\n"
+        assert d.ok("exec", "lxt-tree", "--", "stat", "-c", "%a",
+                    "/srv/lxt-tree/sub/b.sh") == "750\n"
+        r = d.cli("file", "push", str(tree), "lxt-tree/srv/x")
+        assert r.returncode == 1 and "use -r" in r.stderr
+        d.ok("exec", "lxt-tree", "--", "ln", "-s", "a.txt", "/srv/lxt-tree/link")
+        back = workdir / "lxt-back"
+        shutil.rmtree(back, ignore_errors=True)
+        d.ok("file", "pull", "-r", "-p", "lxt-tree/srv/lxt-tree", str(back))
+        assert (back / "lxt-tree" / "sub" / "b.sh").read_text() == "echo b\n"
+        assert (back / "lxt-tree" / "sub" / "b.sh").stat().st_mode & 0o777 == 0o750
+        assert os.readlink(back / "lxt-tree" / "link") == "a.txt"
+        # several sources into one directory
+        d.ok("exec", "lxt-tree", "--", "mkdir", "/two")
+        d.ok("file", "push", str(tree / "a.txt"), str(tree / "sub" / "b.sh"), "lxt-tree/two/")
+        assert d.ok("exec", "lxt-tree", "--", "ls", "/two") == "a.txt\nb.sh\n"
+        # edit (standard input stands in for the editor): owner and mode stay
+        d.ok("exec", "lxt-tree", "--", "sh", "-c", "echo old > /etc/app.conf && "
+             "chown 12:34 /etc/app.conf && chmod 0640 /etc/app.conf")
+        d.ok("file", "edit", "lxt-tree/etc/app.conf", input="new\n")
+        assert d.ok("exec", "lxt-tree", "--", "cat", "/etc/app.conf") == "new\n"
+        assert d.ok("exec", "lxt-tree", "--", "stat", "-c", "%u:%g %a",
+                    "/etc/app.conf") == "12:34 640\n"
+        r = d.cli("file", "edit", "lxt-tree/etc", input="x")
+        assert r.returncode == 1 and "is a directory, not a file" in r.stderr

@@ -1,9 +1,10 @@
-"""Files of an instance (``file push/pull/delete``), through its hypervisor, in the
+"""Files of an instance (``file push/pull/delete/mkdir/info``), through its hypervisor, in the
 statuses the hypervisor declares (``HypervisorInfo.files``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from lxctl.errors import InvalidArgument, InvalidState
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord
@@ -37,6 +38,19 @@ class Files(InstanceBase):
                         output: Callable[[bytes], Awaitable[None]]) -> int:
         rec = await self._reachable(project, name, path)
         return await self.hypervisor(rec).pull_file(rec, path, output)
+
+    async def make_directory(self, project: str, name: str, path: str, *, uid: int,
+                             gid: int, mode: int, make_parents: bool) -> None:
+        if not 0 <= mode <= 0o7777:
+            raise InvalidArgument(f"Invalid mode {mode:o}")
+        rec = await self._reachable(project, name, path)
+        await self.hypervisor(rec).make_directory(rec, path, uid=uid, gid=gid, mode=mode,
+                                                  make_parents=make_parents)
+        self.event("instance-file-pushed", rec, path=path)
+
+    async def file_info(self, project: str, name: str, path: str) -> dict[str, Any]:
+        rec = await self._reachable(project, name, path)
+        return await self.hypervisor(rec).file_info(rec, path)
 
     async def delete_file(self, project: str, name: str, path: str) -> None:
         rec = await self._reachable(project, name, path)

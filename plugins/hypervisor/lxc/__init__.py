@@ -9,6 +9,7 @@ belongs to the storage driver); blocking liblxc calls run in worker threads.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -328,6 +329,21 @@ class LxcDriver:
 
     async def delete_file(self, inst: InstanceRecord, path: str) -> None:
         await self._in_container(inst, lxc_files.child_delete, path, None, None)
+
+    async def make_directory(self, inst: InstanceRecord, path: str, *, uid: int, gid: int,
+                             mode: int, make_parents: bool) -> None:
+        await self._in_container(inst, lxc_files.child_mkdir,
+                                 (path, uid, gid, mode, make_parents), None, None)
+
+    async def file_info(self, inst: InstanceRecord, path: str) -> dict[str, Any]:
+        parts: list[bytes] = []
+
+        async def collect(chunk: bytes) -> None:
+            parts.append(chunk)
+
+        await self._in_container(inst, lxc_files.child_info, path, None, collect)
+        info: dict[str, Any] = json.loads(b"".join(parts))
+        return info
 
     # ------------------------------------------------------------------ hot-plug
     async def _inject(self, inst: InstanceRecord, *args: str) -> None:

@@ -72,6 +72,52 @@ def child_pull(path: str) -> int:
     return 0
 
 
+def child_mkdir(args: tuple[str, int, int, int, bool]) -> int:
+    """Create a directory (an existing one is fine), then own and mode it."""
+    _only_stdio()
+    path, uid, gid, mode, make_parents = args
+    try:
+        if make_parents:
+            os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
+        try:
+            os.mkdir(path, mode & 0o777)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return _fail(f"{path} exists and is not a directory")
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return _fail(f"{path}: {exc.strerror}")
+    return 0
+
+
+def child_info(path: str) -> int:
+    """What ``path`` is (the last component not followed), as JSON on standard output:
+    type (file, directory, symlink, other), mode, uid, gid, size, and a directory's
+    entries or a symlink's target."""
+    _only_stdio()
+    import json
+
+    try:
+        st = os.lstat(path)
+        info: dict[str, object] = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                                   "gid": st.st_gid, "size": st.st_size}
+        if stat.S_ISDIR(st.st_mode):
+            info.update(type="directory", entries=sorted(os.listdir(path)))
+        elif stat.S_ISLNK(st.st_mode):
+            info.update(type="symlink", target=os.readlink(path))
+        else:
+            info["type"] = "file" if stat.S_ISREG(st.st_mode) else "other"
+    except OSError as exc:
+        return _fail(f"{path}: {exc.strerror}")
+    os.write(1, json.dumps(info).encode())
+    return 0
+
+
 def child_delete(path: str) -> int:
     _only_stdio()
     try:
