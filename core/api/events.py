@@ -58,7 +58,7 @@ async def events_subscribe(ctx: CallContext, types: list[str] | None = None,
                     with relay:
                         async for event in sub.receive:
                             sending = True
-                            await conn.notify("event", event.to_api())
+                            await conn.send(event.notification)
                             sending, delivered = False, event.id
                     watch.cancel_scope.cancel()
             except (trio.BrokenResourceError, trio.ClosedResourceError):

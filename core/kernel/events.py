@@ -28,12 +28,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import trio
 
 from lxctl.errors import InvalidArgument
+from lxctl.rpc.framing import notification
 from lxctl.state.records import DEFAULT_PROJECT, STANDALONE, iso, now
 
 SUBSCRIBER_QUEUE = 1024
@@ -108,6 +110,11 @@ class Event:
     def to_api(self) -> dict[str, Any]:
         return {"type": self.type, "timestamp": iso(self.timestamp), "project": self.project,
                 "location": self.location, "metadata": self.metadata, "id": self.id}
+
+    @cached_property
+    def notification(self) -> bytes:
+        """The framed ``event`` notification, encoded once for all its subscribers."""
+        return notification("event", self.to_api())
 
 
 @dataclass(frozen=True)
