@@ -8,7 +8,8 @@ ROOT=$PWD
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 
 PACKAGES=(lxc lxc-dev uidmap busybox-static pkg-config python3-venv python3-dev gcc tar
-          util-linux lxcfs)
+          util-linux lxcfs
+          btrfs-progs zfs-fuse lvm2 rsync)  # storage drivers (lvm: its tools, for parsing)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -73,7 +73,8 @@ class DirDriver:
         clones=True,  # with overlay=true (the default): an instance volume is two mkdirs
         snapshots=True,  # as copies
         pool_keys=(
-            ConfigKey("source", Scope.POOL, doc="Directory holding the pool (default: "
+            ConfigKey("source", Scope.POOL, owner="storage",  # btrfs, zfs, lvm have it too
+                      doc="Directory holding the pool (default: "
                       "$LXCTL_DIR/storage-pools/NAME); must be empty when the pool is made"),
             ConfigKey("overlay", Scope.POOL, KeyType.BOOL,
                       doc="Stack instance volumes on the image volume with overlayfs "
