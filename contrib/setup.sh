@@ -9,7 +9,8 @@ ROOT=$PWD
 
 PACKAGES=(lxc lxc-dev uidmap busybox-static pkg-config python3-venv python3-dev gcc tar
           util-linux lxcfs
-          btrfs-progs zfs-fuse lvm2 rsync)  # storage drivers (lvm: its tools, for parsing)
+          btrfs-progs zfs-fuse lvm2 rsync  # storage drivers (lvm: its tools, for parsing)
+          dnsmasq-base nftables iproute2)  # network drivers (bridge: DHCP/DNS, NAT)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -47,7 +47,7 @@ from lxctl.objects.hooks import HOOK_KEYS
 from lxctl.objects.idmap import IdMap, from_subid
 from lxctl.objects.images import ImageStore
 from lxctl.objects.instances import Instances
-from lxctl.objects.networks import Networks
+from lxctl.objects.networks import Networks, watch_links
 from lxctl.objects.pools import Pools
 from lxctl.objects.profiles import Profiles
 from lxctl.objects.projects import Projects
@@ -254,6 +254,7 @@ async def _serve(app: App, listener: trio.abc.Listener[Any],
             "The daemon stopped while this operation was running")))
         await app.pools.bring_up_all()
         await app.networks.bring_up_all()
+        await nursery.start(watch_links, app.availability)
         app.instances = Instances(app.store, app.drivers, app.bus, app.ops, app.images,
                                   app.pools, app.profiles, app.networks, app.availability,
                                   app.schema, seeds=app.directory / "cloud-init")

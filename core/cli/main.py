@@ -39,6 +39,9 @@ Images, storage, profiles and the daemon:
   profile list|show|create|delete|copy|rename|set|unset|get|edit
   profile device add|remove|set|unset|get|list|show
   profile assign|add|remove INSTANCE PROFILE...
+  network create NAME [KEY=VALUE...] [--type bridge|macvlan]
+  network list|show|info|delete|rename|set|unset|get|edit|list-leases|list-allocations
+  network attach|detach NETWORK INSTANCE [DEVICE]
   monitor                 Print events (--type, --format, --all-projects, --since ID)
   operation list|show|wait|delete   (--all-projects)
   warning list|show|ack|delete      Persistent warnings (--all-projects, --status)
@@ -81,6 +84,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("admin", "admin"),
     "storage": ("storage", "storage"),
     "profile": ("profile", "profile"),
+    "network": ("network", "network"),
     "project": ("project", "project"),
     "config": ("config", "config"),
     "file": ("file", "file"),

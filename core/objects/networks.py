@@ -3,21 +3,35 @@ and NICs plugged through the network driver.
 
 At start, networks come up in dependency tiers (standalone ones, then those with a host
 parent, then those on another network); one that fails is Unavailable with the reason
-(degraded start, ``kernel/availability``) and retried. No network driver ships yet
-(see the networking issue): this is the seam they plug into.
+(degraded start, ``kernel/availability``) and retried at once when a netlink watcher
+sees a link appear. ``NetworkAdmin`` holds the CRUD.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import select
+import threading
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+import trio
+
+from lxctl.config.schema import ConfigSchema, Scope
 from lxctl.drivers.devices import NicDevice
 from lxctl.drivers.registry import Drivers
-from lxctl.errors import InvalidArgument, Unavailable
+from lxctl.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidState,
+    LxctlError,
+    NotFound,
+    Unavailable,
+)
 from lxctl.kernel.availability import Availability
-from lxctl.kernel.events import EventBus
+from lxctl.kernel.events import EventBus, lifecycle
 from lxctl.state.records import InstanceRecord, NetworkRecord
-from lxctl.state.store import StateStore
+from lxctl.state.store import StateStore, Tables
 
 KIND = "network"
 
@@ -94,3 +108,241 @@ class Networks:
         """The availability keys of the networks the instance's NICs use."""
         return [(KIND, key(inst.project, conf["network"])) for conf in devices.values()
                 if conf.get("type") == "nic" and "network" in conf]
+
+
+# ---------------------------------------------------------------------- CRUD
+class NetworkAdmin:
+    """Create, change, rename and delete managed networks; what uses them; leases.
+
+    Every change is checked before anything is made (keys against the schema, the
+    subnet against the other networks'), and undone if a later step fails: a refused
+    network leaves no bridge, dnsmasq or nft table behind."""
+
+    def __init__(self, networks: Networks, schema: ConfigSchema) -> None:
+        self.networks = networks
+        self.schema = schema
+        self.store = networks.store
+        self.drivers = networks.drivers
+        self.bus = networks.bus
+        self.availability = networks.availability
+
+    def _check(self, rec: NetworkRecord) -> None:
+        if not rec.name or "/" in rec.name or rec.name in (".", ".."):
+            raise InvalidArgument(f"Invalid network name {rec.name!r}", network=rec.name)
+        self.schema.check(Scope.NETWORK, rec.config, owners=[f"network:{rec.type}"],
+                          what=f"a {rec.type} network")
+
+    async def _check_overlap(self, rec: NetworkRecord) -> None:
+        mine = _subnet(rec.config.get("ipv4.address"))
+        if mine is None:
+            return
+        for other in await self.store.read(lambda t: t.network_list(None)):
+            theirs = _subnet(other.config.get("ipv4.address"))
+            if other.name != rec.name and theirs is not None and theirs.overlaps(mine):
+                raise InvalidArgument(
+                    f"ipv4.address {rec.config['ipv4.address']}: the subnet overlaps "
+                    f"network {other.name!r} ({theirs})", network=rec.name)
+
+    async def create(self, project: str, name: str, type: str, config: dict[str, str],
+                     description: str = "") -> NetworkRecord:
+        if type not in self.drivers.all("network"):
+            known = ", ".join(sorted(self.drivers.all("network")))
+            raise InvalidArgument(f"Unknown network type {type!r} (known: {known})",
+                                  network=name)
+        rec = NetworkRecord(name, type, dict(config), description, project)
+        self._check(rec)
+        if await self.store.read(lambda t: _exists(t, project, name)):
+            raise AlreadyExists(f"Network {name!r} already exists", network=name)
+        await self._check_overlap(rec)
+        driver = self.drivers.network(type)
+        rec.config.update(await driver.create(rec))
+        await self._check_overlap(rec)
+        try:
+            await driver.start(rec)
+            await self.store.write(lambda t: t.network_create(rec))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await driver.delete(rec)
+            raise
+        await self.availability.add(KIND, key(project, name), self.networks._starter(rec),
+                                    source(rec))
+        self.bus.publish(lifecycle("network-created", source(rec)))
+        return rec
+
+    async def used_by(self, project: str, name: str) -> list[str]:
+        def scan(t: Tables) -> list[str]:
+            out = []
+            for inst in t.instance_list(project):
+                if any(d.get("type") == "nic" and d.get("network") == name
+                       for d in inst.devices.values()):
+                    out.append(f"/1.0/instances/{inst.name}")
+            for prof in t.profile_list(project):
+                if any(d.get("type") == "nic" and d.get("network") == name
+                       for d in prof.devices.values()):
+                    out.append(f"/1.0/profiles/{prof.name}")
+            return out
+
+        return await self.store.read(scan)
+
+    async def delete(self, project: str, name: str) -> None:
+        rec = await self.networks.get(project, name)
+        users = await self.used_by(project, name)
+        if users:
+            raise InvalidState(f"Network {name!r} is in use by {', '.join(users)}",
+                               network=name, used_by=users)
+        await self.drivers.network(rec.type).delete(rec)
+        await self.store.write(lambda t: t.network_delete(project, name))
+        self.availability.remove(KIND, key(project, name))
+        self.bus.publish(lifecycle("network-deleted", source(rec)))
+
+    async def update(self, project: str, name: str, config: dict[str, str],
+                     description: str | None = None) -> NetworkRecord:
+        old = await self.networks.get(project, name)
+        rec = NetworkRecord(old.name, old.type, dict(config),
+                            old.description if description is None else description,
+                            old.project, old.location)
+        self._check(rec)
+        await self._check_overlap(rec)
+        driver = self.drivers.network(rec.type)
+        if self.availability.is_available(KIND, key(project, name)):
+            try:
+                await driver.update(rec, old.config)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await driver.update(old, rec.config)
+                    except LxctlError:
+                        pass
+                raise
+        await self.store.write(lambda t: t.network_update(rec))
+        await self.availability.add(KIND, key(project, name), self.networks._starter(rec),
+                                    source(rec))
+        self.bus.publish(lifecycle("network-updated", source(rec)))
+        return rec
+
+    async def rename(self, project: str, name: str, new_name: str) -> NetworkRecord:
+        rec = await self.networks.get(project, name)
+        users = await self.used_by(project, name)
+        if users:
+            raise InvalidState(f"Network {name!r} is in use by {', '.join(users)}; "
+                               "it cannot be renamed", network=name, used_by=users)
+        new = NetworkRecord(new_name, rec.type, dict(rec.config), rec.description,
+                            rec.project, rec.location)
+        self._check(new)
+        if await self.store.read(lambda t: _exists(t, project, new_name)):
+            raise AlreadyExists(f"Network {new_name!r} already exists", network=new_name)
+        driver = self.drivers.network(rec.type)
+        await driver.stop(rec)
+        try:
+            await driver.start(new)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await driver.stop(new)
+                await driver.start(rec)
+            raise
+        def swap(t: Tables) -> None:
+            t.network_delete(project, name)
+            t.network_create(new)
+
+        await self.store.write(swap)
+        self.availability.remove(KIND, key(project, name))
+        await self.availability.add(KIND, key(project, new_name),
+                                    self.networks._starter(new), source(new))
+        self.bus.publish(lifecycle("network-renamed", source(new), old_name=name))
+        return new
+
+    async def show(self, project: str, name: str) -> dict[str, Any]:
+        rec = await self.networks.get(project, name)
+        reason = self.availability.reason(KIND, key(project, name))
+        return {**rec.to_api(), "status": "Created" if reason is None else "Unavailable",
+                "reason": reason or "", "used_by": await self.used_by(project, name)}
+
+    async def leases(self, project: str, name: str) -> list[dict[str, Any]]:
+        rec = await self.networks.get(project, name)
+        driver = self.drivers.network(rec.type)
+        leases = getattr(driver, "leases", None)  # optional: drivers without DHCP lack it
+        out: list[dict[str, Any]] = [] if leases is None else await leases(rec)
+        return [{**lease, "project": project} for lease in out]
+
+    async def allocations(self, project: str) -> list[dict[str, Any]]:
+        out = []
+        for rec in await self.store.read(lambda t: t.network_list(project)):
+            for field in ("ipv4.address", "ipv6.address"):
+                value = rec.config.get(field, "none")
+                if value not in ("none", "", "auto"):
+                    out.append({"address": value, "used_by": source(rec), "type": "network",
+                                "nat": rec.config.get("ipv4.nat", "false") == "true"})
+            for lease in await self.leases(project, rec.name):
+                if lease["type"] in ("dynamic", "static"):
+                    out.append({"address": lease["address"], "hwaddr": lease["hwaddr"],
+                                "used_by": lease["hostname"], "type": "instance",
+                                "network": rec.name})
+        return out
+
+    async def info(self, project: str, name: str) -> dict[str, Any]:
+        rec = await self.networks.get(project, name)
+        driver = self.drivers.network(rec.type)
+        state = await driver.state(rec)
+        interface = getattr(driver, "interface", None)
+        link = None if interface is None else await interface(rec.name)
+        return {"name": rec.name, "type": rec.type, "status": state.status.value,
+                "reason": state.reason or self.availability.reason(
+                    KIND, key(project, name)) or "", **(link or {})}
+
+    async def interface(self, rec: NetworkRecord, ifname: str) -> dict[str, Any] | None:
+        interface = getattr(self.drivers.network(rec.type), "interface", None)
+        return None if interface is None else await interface(ifname)
+
+
+def _exists(t: Tables, project: str, name: str) -> bool:
+    try:
+        t.network_get(project, name)
+    except NotFound:
+        return False
+    return True
+
+
+def _subnet(value: str | None) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if not value or value in ("auto", "none"):
+        return None
+    try:
+        return ipaddress.ip_interface(value).network
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------- link watcher
+async def watch_links(availability: Availability, *,
+                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Hint the retry loop whenever a link or address appears in the daemon's network
+    namespace (netlink RTM_NEWLINK/RTM_NEWADDR), so that a network waiting for its
+    parent comes up within milliseconds, not at the next retry."""
+    token = trio.lowlevel.current_trio_token()
+    stop = threading.Event()
+
+    def hint() -> None:
+        if availability.unavailable(KIND):
+            availability.hint()
+
+    def loop() -> None:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            ipr.bind()
+            sock = ipr.fileno()
+            while not stop.is_set():
+                ready, _, _ = select.select([sock], [], [], 0.5)
+                if not ready:
+                    continue
+                events = {msg.get("event") for msg in ipr.get()}
+                if events & {"RTM_NEWLINK", "RTM_NEWADDR"}:
+                    try:
+                        trio.from_thread.run_sync(hint, trio_token=token)
+                    except trio.RunFinishedError:
+                        return
+
+    task_status.started()
+    try:
+        await trio.to_thread.run_sync(loop, abandon_on_cancel=True)
+    finally:
+        stop.set()

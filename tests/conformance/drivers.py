@@ -13,7 +13,8 @@ import pytest
 from lxctl.drivers.registry import DriverRegistry
 from lxctl.plugin import Hooks, get_plugin_manager
 
-NEEDS_ROOT = {"hypervisor": {"lxc"}}  # drivers whose conformance needs root on any machine
+# drivers whose conformance needs root on any machine
+NEEDS_ROOT = {"hypervisor": {"lxc"}, "network": {"bridge", "macvlan"}}
 
 
 def driver_classes(kind: str) -> list[Any]:

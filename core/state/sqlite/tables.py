@@ -332,6 +332,12 @@ class SQLiteTables:
     def network_delete(self, project: str, name: str) -> None:
         self.db.execute("DELETE FROM networks WHERE project=? AND name=?", (project, name))
 
+    def network_update(self, rec: NetworkRecord) -> None:
+        self.network_get(rec.project, rec.name)
+        self.db.execute("UPDATE networks SET config=?, description=? WHERE project=? AND "
+                        "name=?", (_dumps(rec.config), rec.description, rec.project,
+                                   rec.name))
+
     # ------------------------------------------------------------------ operations
     def operation_put(self, rec: OperationRecord) -> None:
         self.db.execute(

@@ -1,0 +1,145 @@
+"""Managed networks for real: each daemon runs inside a network namespace the test
+creates (``ip netns exec``), with the ``lxtn`` prefix; the root namespace is compared
+before and after every network test of the session (acceptance 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import LXCTLD, Daemon
+
+UDHCPC = """#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew) ip addr add "$ip/${mask:-24}" dev "$interface" ;;
+esac
+"""
+
+
+def _root_view() -> dict[str, str]:
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
+    links = "\n".join(sorted(line.split(":")[1].strip() for line in out(
+        "ip", "-o", "link").splitlines()))
+    return {"links": links, "routes": out("ip", "route"), "nft": out("nft", "list", "ruleset"),
+            "ip_forward": out("sysctl", "-n", "net.ipv4.ip_forward")}
+
+
+@pytest.fixture(scope="session")
+def root_namespace_unchanged() -> Iterator[None]:
+    """Acceptance 7: ip link, ip route, nft ruleset and ip_forward of the root namespace
+    are the same after the network tests as before (checked at the session's end)."""
+    before = _root_view()
+    yield
+    after = _root_view()
+    for key in before:
+        assert after[key] == before[key], f"root namespace {key} changed"
+
+
+class NetnsDaemon(Daemon):
+    """A daemon started inside network namespace ``netns``."""
+
+    def __init__(self, directory: Path, netns: str) -> None:
+        super().__init__(directory)
+        self.netns = netns
+
+    def start(self, timeout: float = 30) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, LXCTLD],
+                                         env=self.env, stdout=log, stderr=log,
+                                         start_new_session=True)
+        r = self.cli("admin", "waitready", "--timeout", str(timeout), timeout=timeout + 5)
+        assert r.returncode == 0, f"not ready: {r.stderr}\n{self.log.read_text()[-3000:]}"
+
+    def sh(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.netns, *argv],
+                              capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def netns_daemon(workdir: Path, request: pytest.FixtureRequest,
+                 root_namespace_unchanged: None) -> Iterator[NetnsDaemon]:
+    ns = f"lxtn-{os.getpid()}-{request.node.name[-20:].strip('[]_')}"[:40]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    d = NetnsDaemon(workdir / f"n-{request.node.name[:30]}", ns)
+    try:
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                names = d.cli("list", "--format", "csv", "-c", "n").stdout.split()
+                if names:
+                    d.cli("delete", "--force", *names, timeout=120)
+                for net in json.loads(d.cli("network", "list", "-f", "json").stdout or "[]"):
+                    d.cli("network", "delete", net["name"])
+        finally:
+            d.cleanup()
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                  text=True).stdout.split()
+            for pid in pids:  # anything left in the namespace (a dnsmasq)
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+            subprocess.run(["ip", "netns", "del", ns])
+
+
+def _dhcp(d: NetnsDaemon, name: str) -> str:
+    d.ok("file", "push", "-", f"{name}/udhcpc.sh", "--mode", "0755", input=UDHCPC)
+    d.ok("exec", name, "--", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
+         "-s", "/udhcpc.sh")
+    out = d.ok("exec", name, "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    return out.split("inet ")[1].split("/")[0]
+
+
+def test_bridge_leases_dns_ping_and_static_address(netns_daemon: NetnsDaemon) -> None:
+    d = netns_daemon
+    d.ok("network", "create", "lxtbr0", "ipv4.address=10.251.40.1/24", "ipv4.nat=true",
+         "dns.domain=lxt.test")
+    assert "lxtbr0" in d.sh("ip", "-o", "link", "show", "lxtbr0").stdout
+    assert "lxctl_lxtbr0" in d.sh("nft", "list", "tables").stdout  # NAT: in the netns only
+    for name in ("c1", "c2"):
+        d.ok("init", "bb", name)
+        d.ok("network", "attach", "lxtbr0", name, "eth0")
+    d.ok("config", "device", "set", "c2", "eth0", "ipv4.address=10.251.40.77")
+    d.ok("start", "c1", "c2")
+    ip1, ip2 = _dhcp(d, "c1"), _dhcp(d, "c2")
+    assert ip2 == "10.251.40.77" and ip1.startswith("10.251.40.")
+    leases = json.loads(d.ok("network", "list-leases", "lxtbr0", "-f", "json"))
+    by_name = {x["hostname"]: x["address"] for x in leases}
+    assert by_name.get("c1") == ip1 and by_name.get("c2") == ip2
+    found = d.ok("exec", "c1", "--", "nslookup", "c2.lxt.test", "10.251.40.1")
+    assert ip2 in found.split("c2.lxt.test", 1)[1]
+    d.ok("exec", "c1", "--", "ping", "-c", "1", "-W", "2", ip2)
+
+
+def test_bad_input_leaves_nothing(netns_daemon: NetnsDaemon) -> None:
+    d = netns_daemon
+    d.ok("network", "create", "lxtbr1", "ipv4.address=10.251.41.1/24", "ipv4.nat=false")
+    for args, message in (
+            (("lxtbr2", "ipv4.address=10.251.41.9/25"), "overlaps network 'lxtbr1'"),
+            (("lxtbr2", "ipv4.address=10.251.500.1/24"), "not an IPv4 address in CIDR"),
+            (("--type", "macvlan", "lxtbr2", "parent=lxtnope0"), "Parent interface 'lxtnope0' "
+             "not found"),
+            (("lxtbr2", "bridge.external_interfaces=lxtnope1"), "'lxtnope1' not found")):
+        r = d.cli("network", "create", *args)
+        assert r.returncode == 1 and message in r.stderr, r.stderr
+        assert r.stderr.startswith("Error: ")
+    assert d.sh("ip", "link", "show", "lxtbr2").returncode != 0  # no stray bridge
+    assert "lxtbr2" not in d.sh("nft", "list", "tables").stdout
+    assert not (d.dir / "networks" / "lxtbr2").exists()  # no dnsmasq files
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtbr1", "c1")
+    r = d.cli("network", "delete", "lxtbr1")
+    assert r.returncode == 1 and "in use by /1.0/instances/c1" in r.stderr
+    assert d.sh("ip", "link", "show", "lxtbr1").returncode == 0
