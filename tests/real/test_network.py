@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import LXCTLD, Daemon
+from harness import LXCTL, LXCTLD, Daemon, OutputLines, wait_for
 
 UDHCPC = """#!/bin/sh
 case "$1" in
@@ -143,3 +144,43 @@ def test_bad_input_leaves_nothing(netns_daemon: NetnsDaemon) -> None:
     r = d.cli("network", "delete", "lxtbr1")
     assert r.returncode == 1 and "in use by /1.0/instances/c1" in r.stderr
     assert d.sh("ip", "link", "show", "lxtbr1").returncode == 0
+
+
+def test_degraded_start_waits_for_the_parent_link(netns_daemon: NetnsDaemon) -> None:
+    """Acceptance 4: a macvlan network whose parent is gone at a restart is Unavailable,
+    the daemon is ready, the instance without NICs runs, the other waits; the parent
+    appearing brings the network up and starts it, with events on the monitor."""
+    d = netns_daemon
+    assert d.sh("ip", "link", "add", "lxtp0", "type", "veth", "peer", "name",
+                "lxtp0b").returncode == 0
+    d.ok("network", "create", "--type", "macvlan", "lxtmv", "parent=lxtp0")
+    for name in ("c1", "c2"):
+        d.ok("init", "bb", name, "-c", "boot.autostart=true")
+    d.ok("network", "attach", "lxtmv", "c1", "eth0")
+    d.ok("start", "c1", "c2")
+    d.ok("admin", "shutdown")  # stops the instances, then the daemon
+    assert d.proc is not None and d.proc.wait(30) == 0
+    assert d.sh("ip", "link", "del", "lxtp0").returncode == 0
+    d.start()
+    wait_for(lambda: d.states().get("c2") == "RUNNING", timeout=30)
+    assert d.states()["c1"] == "STOPPED"
+    nets = {n["name"]: n for n in json.loads(d.ok("network", "list", "-f", "json"))}
+    assert nets["lxtmv"]["status"] == "Unavailable"
+    assert "parent interface 'lxtp0' not found" in nets["lxtmv"]["reason"]
+    r = d.cli("start", "c1")
+    assert r.returncode == 1 and "unavailable" in r.stderr
+    r = d.cli("admin", "waitready", "--network", "--timeout", "0.5")
+    assert r.returncode == 1 and "lxtmv" in r.stderr
+    monitor = OutputLines(subprocess.Popen([LXCTL, "monitor", "--format", "json"],
+                                           env=d.env, stdout=subprocess.PIPE))
+    try:
+        time.sleep(0.5)  # subscribed before the link appears
+        assert d.sh("ip", "link", "add", "lxtp0", "type", "veth", "peer", "name",
+                    "lxtp0b").returncode == 0
+        monitor.wait_for(lambda line: "network-updated" in line, timeout=20)
+        monitor.wait_for(lambda line: "instance-started" in line and "c1" in line,
+                         timeout=20)
+    finally:
+        monitor.stop()
+    d.ok("admin", "waitready", "--network", "--timeout", "10")
+    wait_for(lambda: d.states().get("c1") == "RUNNING", timeout=20)
