@@ -103,6 +103,27 @@ class Networks:
         for rec, nic in self._plugged.pop(inst.key, []):
             await self.drivers.network(rec.type).unplug(rec, inst, nic)
 
+    async def nic_state(self, inst: InstanceRecord) -> dict[str, dict[str, Any]]:
+        """Per interface in the instance: its host end, MAC, MTU and counters (seen from
+        the host side, so sent and received are swapped back to the instance's view)."""
+        out: dict[str, dict[str, Any]] = {}
+        for rec, nic in self._plugged.get(inst.key, []):
+            interface = getattr(self.drivers.network(rec.type), "interface", None)
+            if interface is None or not nic.host_name:
+                continue
+            link = await interface(nic.host_name)
+            if link is None:
+                continue
+            c = link["counters"]
+            out[nic.name_in_instance] = {
+                "host_name": nic.host_name, "hwaddr": nic.hwaddr or "", "mtu": link["mtu"],
+                "network": rec.name,
+                "counters": {"bytes_received": c["bytes_sent"],
+                             "bytes_sent": c["bytes_received"],
+                             "packets_received": c["packets_sent"],
+                             "packets_sent": c["packets_received"]}}
+        return out
+
     def needs(self, inst: InstanceRecord, devices: Mapping[str, Mapping[str, str]]
               ) -> list[tuple[str, str]]:
         """The availability keys of the networks the instance's NICs use."""

@@ -122,6 +122,9 @@ def test_bridge_leases_dns_ping_and_static_address(netns_daemon: NetnsDaemon) ->
     found = d.ok("exec", "c1", "--", "nslookup", "c2.lxt.test", "10.251.40.1")
     assert ip2 in found.split("c2.lxt.test", 1)[1]
     d.ok("exec", "c1", "--", "ping", "-c", "1", "-W", "2", ip2)
+    info = d.ok("info", "c1")  # the NIC as the host sees it
+    assert "Host interface: veth" in info and "MAC address: 00:16:3e:" in info
+    assert "Packets received: 0\n" not in info
 
 
 def test_bad_input_leaves_nothing(netns_daemon: NetnsDaemon) -> None:

@@ -321,6 +321,15 @@ def info(command: str, args: list[str]) -> int:
                 for addr in net.get("addresses", []):
                     lines.append(f"        {addr['family']}:  {addr['address']}/"
                                  f"{addr['netmask']} ({addr['scope']})")
+                if net.get("host_name"):
+                    c = net.get("counters", {})
+                    lines += [f"      Host interface: {net['host_name']}",
+                              f"      MAC address: {net.get('hwaddr', '')}",
+                              f"      MTU: {net.get('mtu', '')}",
+                              f"      Bytes received: {size(c.get('bytes_received', 0))}",
+                              f"      Bytes sent: {size(c.get('bytes_sent', 0))}",
+                              f"      Packets received: {c.get('packets_received', 0)}",
+                              f"      Packets sent: {c.get('packets_sent', 0)}"]
     snapshots = inst.get("snapshots") or []
     if snapshots:
         lines += ["", "Snapshots:"] + [f"  {s['name']}" for s in snapshots]

@@ -26,6 +26,9 @@ class View(InstanceBase):
                 "processes": state.processes, "memory": state.memory, "cpu": state.cpu,
                 "network": state.network,
             }
+            if full and state.network is not None:  # NICs on managed networks
+                for iface, nic in (await self.networks.nic_state(rec)).items():
+                    item["state"]["network"].setdefault(iface, {"addresses": []}).update(nic)
             item["snapshots"] = []
             out.append(item)
         return out
