@@ -113,7 +113,13 @@ def test_bridge_leases_dns_ping_and_static_address(netns_daemon: NetnsDaemon) ->
         d.ok("init", "bb", name)
         d.ok("network", "attach", "lxtbr0", name, "eth0")
     d.ok("config", "device", "set", "c2", "eth0", "ipv4.address=10.251.40.77")
+    d.ok("config", "device", "set", "c1", "eth0", "host_name=lxtvh1", "mtu=1400",
+         "hwaddr=02:00:0a:fb:28:0b")
     d.ok("start", "c1", "c2")
+    host = d.sh("ip", "-o", "link", "show", "lxtvh1").stdout
+    assert "mtu 1400" in host and "master lxtbr0" in host
+    inside = d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth0")
+    assert "mtu 1400" in inside and "02:00:0a:fb:28:0b" in inside
     ip1, ip2 = _dhcp(d, "c1"), _dhcp(d, "c2")
     assert ip2 == "10.251.40.77" and ip1.startswith("10.251.40.")
     leases = json.loads(d.ok("network", "list-leases", "lxtbr0", "-f", "json"))
@@ -123,7 +129,7 @@ def test_bridge_leases_dns_ping_and_static_address(netns_daemon: NetnsDaemon) ->
     assert ip2 in found.split("c2.lxt.test", 1)[1]
     d.ok("exec", "c1", "--", "ping", "-c", "1", "-W", "2", ip2)
     info = d.ok("info", "c1")  # the NIC as the host sees it
-    assert "Host interface: veth" in info and "MAC address: 00:16:3e:" in info
+    assert "Host interface: lxtvh1" in info and "MAC address: 02:00:0a:fb:28:0b" in info
     assert "Packets received: 0\n" not in info
 
 
