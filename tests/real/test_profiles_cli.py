@@ -110,20 +110,26 @@ def test_a_profile_key_and_disk_reach_the_container(daemon: Daemon, workdir: Pat
             assert _pids_max(d, "lxt-profiled") == "60"  # live, on the running container
             devices = inst["expanded_devices"]
             assert isinstance(devices, dict) and devices["data"]["readonly"] == "true"
-            # a disk change the LXC driver cannot make on a running container: refused
-            r = d.cli("profile", "device", "unset", "lxt-prof", "data", "readonly")
-            assert r.returncode == 1 and "stop it first" in r.stderr
+            # a disk change reaches the running container at once (hot-plugged anew)
+            d.ok("profile", "device", "unset", "lxt-prof", "data", "readonly")
+            assert _mount_flag(d, "lxt-profiled", "/mnt/data") == "rw"
+            d.ok("profile", "device", "set", "lxt-prof", "data", "readonly=true")
+            assert _mount_flag(d, "lxt-profiled", "/mnt/data") == "ro"
             assert d.ok("profile", "device", "get", "lxt-prof", "data", "readonly") == "true\n"
 
             # rename follows into the instance; assign/remove/add change its list
             d.ok("profile", "rename", "lxt-prof", "lxt-prof2")
             assert _rpc(d, "instance.get", name="lxt-profiled")["profiles"] == \
                 ["default", "lxt-prof2"]
-            r = d.cli("profile", "remove", "lxt-profiled", "lxt-prof2")  # its disk: no
-            assert r.returncode == 1 and "stop it first" in r.stderr
-            d.ok("stop", "--force", "lxt-profiled")
             assert d.ok("profile", "remove", "lxt-profiled", "lxt-prof2") == \
-                "Profile lxt-prof2 removed from lxt-profiled\n"
+                "Profile lxt-prof2 removed from lxt-profiled\n"  # its disk goes at once
+            r = d.cli("exec", "lxt-profiled", "--", "cat", "/mnt/data/hello")
+            assert r.returncode != 0
+            d.ok("profile", "add", "lxt-profiled", "lxt-prof2")  # and comes back
+            assert d.ok("exec", "lxt-profiled", "--", "cat", "/mnt/data/hello") == \
+                "from the host\n"
+            d.ok("stop", "--force", "lxt-profiled")
+            d.ok("profile", "remove", "lxt-profiled", "lxt-prof2")
             r = d.cli("profile", "assign", "lxt-profiled", "lxt-nope")
             assert r.returncode == 1 and "Profile 'lxt-nope' not found" in r.stderr
             d.ok("profile", "add", "lxt-profiled", "lxt-prof2")
@@ -133,6 +139,15 @@ def test_a_profile_key_and_disk_reach_the_container(daemon: Daemon, workdir: Pat
         r = d.cli("profile", "delete", "default")
         assert r.returncode == 1
         assert r.stderr.strip() == "Error: The 'default' profile cannot be deleted"
+
+
+def _mount_flag(d: Daemon, name: str, path: str) -> str:
+    """ro or rw: the first mount option of ``path`` inside the instance."""
+    for line in d.ok("exec", name, "--", "cat", "/proc/mounts").splitlines():
+        fields = line.split()
+        if fields[1] == path:
+            return fields[3].split(",")[0]
+    raise AssertionError(f"{path} is not mounted in {name}")
 
 
 EDITOR = """\

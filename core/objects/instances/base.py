@@ -16,15 +16,17 @@ from typing import Any
 import structlog
 
 from lxctl.config.schema import ConfigSchema
+from lxctl.drivers.devices import Device, MountedVolume
 from lxctl.drivers.hypervisor import HypervisorDriver, InstanceState
 from lxctl.drivers.registry import Drivers
 from lxctl.drivers.storage import StorageDriver, Volume
-from lxctl.errors import InvalidArgument
+from lxctl.errors import InvalidArgument, LxctlError
 from lxctl.kernel.availability import Availability
 from lxctl.kernel.events import EventBus, lifecycle
 from lxctl.kernel.lifecycle import TransientStates, check_transition
 from lxctl.kernel.locks import LocalLocks, Locks
 from lxctl.kernel.operations import Operation, Operations
+from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.images import ImageStore
 from lxctl.objects.names import check_instance_name
@@ -107,6 +109,36 @@ class InstanceBase:
         for kind, name in self.networks.needs(rec, devices):
             self.availability.require(kind, name, f"Network {name.split('/', 1)[1]!r}")
 
+    # ------------------------------------------------------------------ devices
+    async def hotplug_changes(self, rec: InstanceRecord, old: Mapping[str, dict[str, str]],
+                              new: Mapping[str, dict[str, str]]) -> None:
+        """Take the removed and changed devices out of the running instance, then put
+        the added and changed ones in; if one fails, undo what was done and raise."""
+        hypervisor = self.hypervisor(rec)
+        names = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+        outgoing = {n: old[n] for n in names if n in old}
+        incoming = {n: new[n] for n in names if n in new}
+        unused_root = MountedVolume(Path("/"))  # the root disk is never hot-plugged
+        gone = await device_rules.resolve(rec, outgoing, unused_root, self.networks.plug)
+        coming = await device_rules.resolve(rec, incoming, unused_root, self.networks.plug)
+        done_out: list[Device] = []
+        done_in: list[Device] = []
+        try:
+            for device in reversed(gone):  # children before their parents
+                await hypervisor.hot_unplug(rec, device)
+                done_out.append(device)
+            for device in coming:
+                await hypervisor.hotplug(rec, device)
+                done_in.append(device)
+        except BaseException:
+            with shielded(f"Restoring the devices of {rec.name}"):
+                for device in reversed(done_in):
+                    await _quietly(hypervisor.hot_unplug(rec, device))
+                for device in reversed(done_out):
+                    await _quietly(hypervisor.hotplug(rec, device))
+            raise
+
+
     # ------------------------------------------------------------------ operations
     async def locked_op(
         self, rec: InstanceRecord, action: str, description: str,
@@ -166,3 +198,10 @@ class InstanceBase:
 
     def event(self, action: str, rec: InstanceRecord, **context: Any) -> None:
         self.bus.publish(lifecycle(action, source(rec), project=rec.project, **context))
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    try:
+        await step
+    except LxctlError as exc:
+        log.warning("restoring a device failed", error=exc.message)

@@ -11,18 +11,34 @@ takes effect at the next start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import trio
 
 from lxctl.errors import InvalidArgument, LxctlError, NotFound, PluginError
+from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.profiles import Known, expand, profile_project
 from lxctl.state.records import ProfileRecord
 from lxctl.state.store import Tables
 
-Live = tuple[InstanceRecord, frozenset[str]]  # an instance (expanded config) and its keys
+
+@dataclass(frozen=True)
+class Live:
+    """What a running instance must take at once: its live keys that change (``rec``
+    carries its new expanded config) and its expanded devices before and after."""
+
+    rec: InstanceRecord
+    keys: frozenset[str]
+    old_devices: dict[str, dict[str, str]]
+    new_devices: dict[str, dict[str, str]]
+
+    async def devices(self, instances: InstanceBase, *, undo: bool = False) -> None:
+        if self.old_devices != self.new_devices:
+            old, new = (self.new_devices, self.old_devices) if undo else (
+                self.old_devices, self.new_devices)
+            await instances.hotplug_changes(self.rec, old, new)
 
 
 class ProfileAssignment(InstanceBase):
@@ -56,9 +72,15 @@ class ProfileAssignment(InstanceBase):
                 t.instance_update(current)
                 return current
 
-            if live is not None:  # applied first: if the driver fails, nothing changed
-                await hypervisor.apply_config(*live)
-            updated = await self.store.write(write)
+            plans = [] if live is None else [live]
+            await self._devices(plans, f"instance {name}")  # first: a failure changes nothing
+            try:
+                if live is not None and live.keys:
+                    await hypervisor.apply_config(live.rec, live.keys)
+                updated = await self.store.write(write)
+            except BaseException:
+                await self._undo_devices(plans, f"instance {name}")
+                raise
         self.event("instance-updated", updated)
         return updated
 
@@ -84,15 +106,42 @@ class ProfileAssignment(InstanceBase):
                                         _known(inst, after), running)
             if live is not None:
                 plans.append(live)
-        rec = await self.profiles.update(project, name, config=config, devices=devices,
-                                         description=description)
-        for inst, keys in plans:  # the profile is the record: a driver failure is logged
+        await self._devices(plans, f"profile {name}")  # on every running user, first
+        try:
+            rec = await self.profiles.update(project, name, config=config, devices=devices,
+                                             description=description)
+        except BaseException:
+            await self._undo_devices(plans, f"profile {name}")
+            raise
+        for plan in plans:  # the profile is the record: a driver failure is logged
+            if not plan.keys:
+                continue
             try:
-                await self.hypervisor(inst).apply_config(inst, keys)
+                await self.hypervisor(plan.rec).apply_config(plan.rec, plan.keys)
             except LxctlError as exc:
                 log.warning("profile change not applied to a running instance",
-                            instance=inst.name, profile=name, error=exc.message)
+                            instance=plan.rec.name, profile=name, error=exc.message)
         return rec
+
+    async def _devices(self, plans: list[Live], what: str) -> None:
+        """Each plan's device changes; one that fails undoes those made before it."""
+        done: list[Live] = []
+        try:
+            for plan in plans:
+                await plan.devices(self)
+                done.append(plan)
+        except BaseException:
+            await self._undo_devices(done, what)
+            raise
+
+    async def _undo_devices(self, plans: list[Live], what: str) -> None:
+        with shielded(f"Restoring the devices changed for {what}"):
+            for plan in reversed(plans):
+                try:
+                    await plan.devices(self, undo=True)
+                except LxctlError as exc:
+                    log.warning("restoring devices failed", instance=plan.rec.name,
+                                error=exc.message)
 
     def _has_driver(self, inst: InstanceRecord) -> bool:
         try:
@@ -103,8 +152,8 @@ class ProfileAssignment(InstanceBase):
 
     def _running_change(self, old: InstanceRecord, old_known: Known, new: InstanceRecord,
                         new_known: Known, running: bool) -> Live | None:
-        """For a running instance: refuse device changes it cannot take live; the live
-        keys that change (with its new expanded config), if any."""
+        """For a running instance: refuse device changes it cannot take live; what it
+        must take at once (live keys, devices), if anything."""
         if not running:
             return None
         old_config, old_devices = expand(old, old_known)
@@ -115,7 +164,9 @@ class ProfileAssignment(InstanceBase):
         keys = frozenset(k for k in old_config.keys() | new_config.keys()
                          if old_config.get(k) != new_config.get(k))
         live = keys & hypervisor.info.live_config
-        return (replace(new, config=new_config), live) if live else None
+        if not live and old_devices == new_devices:
+            return None
+        return Live(replace(new, config=new_config), live, old_devices, new_devices)
 
 
 def _known(inst: InstanceRecord, profiles: Mapping[str, ProfileRecord]) -> Known:

@@ -9,19 +9,15 @@ running instance at once; the others take effect at its next start.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import replace
-from pathlib import Path
 
 import trio
 
 from lxctl.config.schema import VOLATILE_PREFIX, Scope
 from lxctl.config.units import is_true
-from lxctl.drivers.devices import Device, MountedVolume
-from lxctl.errors import InvalidArgument, LxctlError
-from lxctl.kernel.shield import shielded
+from lxctl.errors import InvalidArgument
 from lxctl.objects import devices as device_rules
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord
 from lxctl.objects.instances.create import check_device_support
 from lxctl.objects.profiles import expand
 
@@ -78,45 +74,10 @@ class Update(InstanceBase):
                 device_rules.check_live_change(rec.name, hypervisor.info.name,
                                                hypervisor.info.hotplug, old_devices,
                                                new_devices)
-                await self._hotplug(rec, old_devices, new_devices)
+                await self.hotplug_changes(rec, old_devices, new_devices)
             live = keys & hypervisor.info.live_config
             if running and live:  # applied now; the other keys at the next start
                 await hypervisor.apply_config(replace(changed, config=expanded_config), live)
             await self.store.write(lambda t: t.instance_update(changed))
         self.event("instance-updated", changed)
         return changed
-
-    async def _hotplug(self, rec: InstanceRecord, old: dict[str, dict[str, str]],
-                       new: dict[str, dict[str, str]]) -> None:
-        """Take the removed and changed devices out of the running instance, then put
-        the added and changed ones in; if one fails, undo what was done and raise."""
-        hypervisor = self.hypervisor(rec)
-        names = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
-        outgoing = {n: old[n] for n in names if n in old}
-        incoming = {n: new[n] for n in names if n in new}
-        unused_root = MountedVolume(Path("/"))  # the root disk is never hot-plugged
-        gone = await device_rules.resolve(rec, outgoing, unused_root, self.networks.plug)
-        coming = await device_rules.resolve(rec, incoming, unused_root, self.networks.plug)
-        done_out: list[Device] = []
-        done_in: list[Device] = []
-        try:
-            for device in reversed(gone):  # children before their parents
-                await hypervisor.hot_unplug(rec, device)
-                done_out.append(device)
-            for device in coming:
-                await hypervisor.hotplug(rec, device)
-                done_in.append(device)
-        except BaseException:
-            with shielded(f"Restoring the devices of {rec.name}"):
-                for device in reversed(done_in):
-                    await _quietly(hypervisor.hot_unplug(rec, device))
-                for device in reversed(done_out):
-                    await _quietly(hypervisor.hotplug(rec, device))
-            raise
-
-
-async def _quietly(step: Awaitable[None]) -> None:
-    try:
-        await step
-    except LxctlError as exc:
-        log.warning("restoring a device failed", error=exc.message)
