@@ -229,7 +229,7 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
         images = ImageStore(directory / "images", store, bus)
         await images.cleanup_tmp()
         pools = Pools(store, drivers, bus, availability, schema)
-        await pools.ensure_default()
+        await pools.ensure_default(config.default_pool_driver)
         profiles = Profiles(store, schema, bus, drivers)
         await profiles.ensure_default()
         app = App(directory, config, hooks, drivers, schema, store, bus, availability,

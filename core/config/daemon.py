@@ -33,6 +33,7 @@ class DaemonConfig:
     hooks_dir: str = ""  # hook scripts: <dir>/<event-type>/*; "": $LXCTL_DIR/hooks.d
     hooks_timeout: float = 30.0  # a hook run is killed after this many seconds
     hooks_concurrency: int = 8  # hook runs at once; more are dropped with a warning
+    default_pool_driver: str = "dir"  # the driver of the ``default`` pool made at first start
 
 
 _DAEMON_KEYS: dict[str, tuple[str, type]] = {
@@ -47,6 +48,7 @@ _DAEMON_KEYS: dict[str, tuple[str, type]] = {
     "hooks.directory": ("hooks_dir", str),
     "hooks.timeout": ("hooks_timeout", float),
     "hooks.concurrency": ("hooks_concurrency", int),
+    "storage.default_driver": ("default_pool_driver", str),
 }
 
 

@@ -56,11 +56,11 @@ class Pools:
     def unavailable(self) -> dict[str, str]:
         return self.availability.unavailable(KIND)
 
-    async def ensure_default(self) -> None:
-        """On first start: a ``default`` pool, ``dir`` where that driver is loaded."""
+    async def ensure_default(self, driver: str = "dir") -> None:
+        """On first start: a ``default`` pool of ``driver`` (``storage.default_driver``).
+
+        Never another driver in its place: one that is missing is an error naming it."""
         if not await self.store.read(lambda t: t.pool_list()):
-            names = self.drivers.names("storage")
-            driver = "dir" if "dir" in names or not names else names[0]
             await self.create("default", driver, {})
 
     async def create(self, name: str, driver_name: str, config: dict[str, str],

@@ -152,7 +152,7 @@ async def daemon(directory: Path, *, extra_plugins: tuple[Any, ...] | list[Any] 
     """Run one daemon on ``directory`` until the block ends (then it shuts down);
     ``extra_plugins``: plugins beside the fakes."""
     listener = MemoryListener()
-    cfg = DaemonConfig(retry_max_interval=0.2, **config)
+    cfg = DaemonConfig(**{"retry_max_interval": 0.2, "default_pool_driver": "fake", **config})
     async with trio.open_nursery() as nursery:
         app: App = await nursery.start(
             lambda task_status: run_daemon(directory, cfg, plugins=[fakes, *extra_plugins],
