@@ -55,11 +55,15 @@ class InstanceRecord:
         return self.name if self.project == DEFAULT_PROJECT else f"{self.project}_{self.name}"
 
     def to_api(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["created_at"] = iso(self.created_at)
-        d["last_used_at"] = iso(self.last_used_at)
-        d.pop("power_state")
-        return d
+        # by hand, not asdict(): this runs for every instance of every list
+        return {
+            "name": self.name, "type": self.type, "architecture": self.architecture,
+            "description": self.description, "config": dict(self.config),
+            "devices": {name: dict(conf) for name, conf in self.devices.items()},
+            "profiles": list(self.profiles), "ephemeral": self.ephemeral,
+            "created_at": iso(self.created_at), "last_used_at": iso(self.last_used_at),
+            "project": self.project, "location": self.location,
+        }
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,12 @@ async def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
     db.close()
+
+
+def test_an_instance_record_shows_every_field_but_its_power_state() -> None:
+    rec = InstanceRecord("c1", config={"a": "1"}, devices={"d": {"type": "disk"}})
+    api = rec.to_api()
+    assert set(api) == {f.name for f in fields(InstanceRecord)} - {"power_state"}
+    api["config"]["a"] = "2"
+    api["devices"]["d"]["type"] = "nic"
+    assert rec.config == {"a": "1"} and rec.devices == {"d": {"type": "disk"}}  # copies

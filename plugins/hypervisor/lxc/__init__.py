@@ -459,6 +459,8 @@ class LxcDriver:
     def _state(self, name: str, full: bool) -> InstanceState:
         if not (self._dir(name) / "config").exists():
             return InstanceState("Error")
+        if not self._has_cgroup(name):  # stopped: no need to parse its config (list)
+            return InstanceState("Stopped", pid=-1)
         c = self._container(name)
         status = STATES.get(c.state, "Error")
         if not full or status in ("Stopped", "Error"):
@@ -478,6 +480,13 @@ class LxcDriver:
             cpu={"usage": max(cpu, 0)},
             network=addresses.addresses(pid) if pid > 0 else {},
         )
+
+    def _has_cgroup(self, name: str) -> bool:
+        """False only when the container surely is not running: liblxc makes its cgroup
+        before it starts anything and removes it once it stopped. Where the pids
+        hierarchy is not there to tell, True (ask liblxc)."""
+        pids = cgroups.controller("pids")
+        return (pids / self.cgroup_dir / name).exists() or not (pids / "cgroup.procs").exists()
 
     async def states(self, insts: list[InstanceRecord], *,
                      full: bool) -> dict[str, InstanceState]:
