@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lxctl.config.units import is_true
+from lxctl.config.units import is_true, parse_size
 from lxctl.drivers.devices import (
     Device,
     DiskDevice,
@@ -66,6 +66,12 @@ def check(devices: Mapping[str, Any]) -> None:
                 raise _fail(name, "a disk other than the root needs a source")
             if conf["path"] == "/" and "pool" not in conf:
                 raise _fail(name, "the root disk needs a pool")
+            if "size" in conf:
+                try:
+                    parse_size(conf["size"])
+                except InvalidArgument:
+                    raise _fail(name, f"size must be a size such as 10GiB, not "
+                                f"{conf['size']!r}") from None
         elif dtype == "nic":
             if "network" not in conf and conf.get("nictype") not in NIC_TYPES:
                 raise _fail(name, "a nic needs network=NAME or nictype="
@@ -135,6 +141,8 @@ def check_live_change(instance: str, driver: str, hotplug: frozenset[str],
         kind = conf.get("type", "")
         if kind == "disk" and "/" in (new.get(device, {}).get("path"),
                                       old.get(device, {}).get("path")):
+            if root_size_change(old, new) is not None:
+                continue  # a quota: the storage driver changes it live
             raise InvalidState(
                 f"Device {device!r}: the root disk of running instance {instance!r} "
                 f"cannot change; stop it first", instance=instance, device=device)
@@ -150,6 +158,18 @@ def root_disk(devices: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
         if conf.get("type") == "disk" and conf.get("path") == "/":
             return name, conf
     return None
+
+
+def root_size_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The root disk's new ``size`` ("" for none) when that is all that changes in it."""
+    before, after = root_disk(old), root_disk(new)
+    if before is None or after is None or before[0] != after[0]:
+        return None
+    a = {k: v for k, v in before[1].items() if k != "size"}
+    b = {k: v for k, v in after[1].items() if k != "size"}
+    if a != b or before[1].get("size") == after[1].get("size"):
+        return None
+    return after[1].get("size", "")
 
 
 def _nic(name: str, conf: Mapping[str, str]) -> NicDevice:

@@ -53,6 +53,7 @@ class World:
 
     volumes: dict[tuple[str, str], str] = field(default_factory=dict)  # (pool, name) -> img
     image_volumes: dict[tuple[str, str], int] = field(default_factory=dict)
+    quotas: dict[tuple[str, str], int] = field(default_factory=dict)  # (pool, name) -> bytes
     running: set[str] = field(default_factory=set)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     unmountable: set[str] = field(default_factory=set)  # pools whose mount fails
@@ -152,7 +153,12 @@ class FakeStorage(_Storage):
 
     info: ClassVar[StorageInfo] = StorageInfo(
         name="fake", volume_types=frozenset(VolumeType), optimized_images=True, clones=True,
-        pool_keys=(ConfigKey("fake.size", Scope.POOL),))
+        quotas=True, pool_keys=(ConfigKey("fake.size", Scope.POOL),))
+
+    async def set_quota(self, pool: PoolRecord, volume: Volume, size: int) -> None:
+        self._call("set_quota", volume.storage_name, size)
+        self.world.fail("set_quota")
+        self.world.quotas[(pool.name, volume.storage_name)] = size
 
 
 class PlainStorage(_Storage):

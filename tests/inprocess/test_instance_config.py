@@ -193,3 +193,47 @@ async def test_volatile_keys_and_the_host_shutdown_action(tmp_path: Path) -> Non
             await c.wait(await c.call("instance.stop", name="c1", force=True))
             got = (await c.call("instance.get", name="c1"))["config"]
             assert got["volatile.last_state.power"] == "STOPPED"
+
+
+async def test_the_root_disk_size_is_the_root_volume_quota(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            quotas = d.world.quotas
+            sized = {"root": {**ROOT, "size": "1GiB"}}
+            await c.wait(await c.call("instance.create", image="img", name="c1",
+                                      devices=sized, start=True))
+            assert quotas[("default", "c1")] == 1 << 30  # set at create
+            got = await c.call("instance.update", name="c1",
+                               devices={"root": {**ROOT, "size": "2GiB"}})
+            assert quotas[("default", "c1")] == 2 << 30  # on the running instance
+            assert got["expanded_devices"]["root"]["size"] == "2GiB"
+            with pytest.raises(RpcError, match="size must be a size such as 10GiB"):
+                await c.call("instance.update", name="c1",
+                             devices={"root": {**ROOT, "size": "lots"}})
+            # a hot-plug in the same change fails: the quota goes back
+            d.world.fail_next["hotplug n1"] = 1
+            n1 = {"type": "nic", "nictype": "bridged", "parent": "br0"}
+            with pytest.raises(RpcError, match="fake hotplug n1 failed"):
+                await c.call("instance.update", name="c1",
+                             devices={"root": {**ROOT, "size": "3GiB"}, "n1": n1})
+            assert quotas[("default", "c1")] == 2 << 30
+            await c.call("instance.update", name="c1", devices={"root": ROOT})
+            assert quotas[("default", "c1")] == 0  # no size: no limit
+            # any other change of a running instance's root disk is still refused
+            with pytest.raises(RpcError, match="root disk of running instance"):
+                await c.call("instance.update", name="c1",
+                             devices={"root": {**ROOT, "readonly": "true"}})
+            # a driver without quotas refuses a size before anything is made
+            await d.app.pools.create("plainpool", "plain", {})
+            with pytest.raises(RpcError, match="does not support quotas"):
+                await c.call("instance.create", image="img", name="c2",
+                             devices={"root": {"type": "disk", "path": "/",
+                                               "pool": "plainpool", "size": "1GiB"}})
+            assert [i["name"] for i in await c.call("instance.list")] == ["c1"]
+            d.world.fail_next["set_quota"] = 1  # a driver failure changes nothing
+            with pytest.raises(RpcError, match="fake set_quota failed"):
+                await c.call("instance.update", name="c1", devices=sized)
+            got = await c.call("instance.get", name="c1")
+            assert "size" not in got["devices"]["root"] and quotas[("default", "c1")] == 0

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
 from harness import Daemon
 
 
@@ -60,7 +61,11 @@ def test_config_devices_and_edit(daemon: Daemon, workdir: Path) -> None:
             r = d.cli("config", "device", "set", "lxt-cfgdev", "root", "size=1GiB")
             assert r.returncode == 1 and "config device override" in r.stderr
             r = d.cli("config", "device", "override", "lxt-cfgdev", "root", "size=1GiB")
+            assert r.returncode == 1 and "dir does not support quotas" in r.stderr
+            r = d.cli("config", "device", "override", "lxt-cfgdev", "root", "readonly=true")
             assert r.returncode == 1 and "root disk of running instance" in r.stderr
+            assert "root" not in yaml.safe_load(d.ok("config", "show", "lxt-cfgdev"))[
+                "devices"]  # nothing changed: root is still the profile's
             d.ok("stop", "lxt-cfgdev", "--force")
             d.ok(*add)
             assert d.ok("config", "device", "list", "lxt-cfgdev") == "data\nroot\n"

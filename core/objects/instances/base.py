@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from lxctl.config.schema import ConfigSchema
+from lxctl.config.units import parse_size
 from lxctl.drivers.devices import Device, MountedVolume
 from lxctl.drivers.hypervisor import HypervisorDriver, InstanceState
 from lxctl.drivers.registry import Drivers
@@ -31,7 +32,7 @@ from lxctl.objects import devices as device_rules
 from lxctl.objects.images import ImageStore
 from lxctl.objects.names import check_instance_name
 from lxctl.objects.networks import Networks
-from lxctl.objects.pools import Pools, root_volume
+from lxctl.objects.pools import Pools, quotas_of, root_volume
 from lxctl.objects.profiles import Profiles
 from lxctl.state.records import InstanceRecord as InstanceRecord
 from lxctl.state.records import PoolRecord
@@ -110,15 +111,29 @@ class InstanceBase:
             self.availability.require(kind, name, f"Network {name.split('/', 1)[1]!r}")
 
     # ------------------------------------------------------------------ devices
+    async def resize_root(self, rec: InstanceRecord, old: Mapping[str, dict[str, str]],
+                          new: Mapping[str, dict[str, str]]) -> bool:
+        """Set the root volume's quota when the root disk's ``size`` is what changes
+        (running or not, as Incus does for containers); True if it did."""
+        size = device_rules.root_size_change(old, new)
+        if size is None:
+            return False
+        pool, driver, volume = await self.root(rec, new)
+        await set_root_quota(pool, driver, volume, size)
+        return True
+
     async def hotplug_changes(self, rec: InstanceRecord, old: Mapping[str, dict[str, str]],
                               new: Mapping[str, dict[str, str]]) -> None:
         """Take the removed and changed devices out of the running instance, then put
         the added and changed ones in; if one fails, undo what was done and raise."""
         hypervisor = self.hypervisor(rec)
-        names = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+        roots = {root[0] for root in (device_rules.root_disk(old), device_rules.root_disk(new))
+                 if root is not None}  # never hot-plugged: its size is a quota
+        names = sorted(n for n in old.keys() | new.keys()
+                       if old.get(n) != new.get(n) and n not in roots)
         outgoing = {n: old[n] for n in names if n in old}
         incoming = {n: new[n] for n in names if n in new}
-        unused_root = MountedVolume(Path("/"))  # the root disk is never hot-plugged
+        unused_root = MountedVolume(Path("/"))
         gone = await device_rules.resolve(rec, outgoing, unused_root, self.networks.plug)
         coming = await device_rules.resolve(rec, incoming, unused_root, self.networks.plug)
         done_out: list[Device] = []
@@ -205,3 +220,10 @@ async def _quietly(step: Awaitable[None]) -> None:
         await step
     except LxctlError as exc:
         log.warning("restoring a device failed", error=exc.message)
+
+
+async def set_root_quota(pool: PoolRecord, driver: StorageDriver, volume: Volume,
+                         size: str | None) -> None:
+    """The root disk's ``size`` as the volume's quota ("" or None: no limit); a driver
+    without quotas refuses it."""
+    await quotas_of(driver).set_quota(pool, volume, parse_size(size) if size else 0)

@@ -19,9 +19,9 @@ from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.idmap import isolated_block
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log, set_root_quota
 from lxctl.objects.names import check_instance_name, random_instance_name
-from lxctl.objects.pools import root_volume, volume_record
+from lxctl.objects.pools import quotas_of, root_volume, volume_record
 from lxctl.objects.projects import check_instance_limits
 from lxctl.state.records import PoolRecord
 from lxctl.state.store import Tables
@@ -72,6 +72,9 @@ class Create(InstanceBase):
         pool_rec, storage = await self.pools.get(root[1]["pool"])
         volume = root_volume(name, project, rec.type)
         self.pools.check_supports(storage.info, volume)
+        root_size = root[1].get("size")
+        if root_size:
+            quotas_of(storage)  # a driver without quotas refuses it before anything
         isolated = idmap is not None and is_true(
             expanded_config.get("security.idmap.isolated"))
 
@@ -100,6 +103,8 @@ class Create(InstanceBase):
                 try:
                     self.ops.progress(op, step="creating root volume")
                     await self.pools.create_from_image(pool_rec, storage, volume, image_source)
+                    if root_size:
+                        await set_root_quota(pool_rec, storage, volume, root_size)
                     await hypervisor.create(effective,
                                             await storage.mount_volume(pool_rec, volume))
                 except BaseException:

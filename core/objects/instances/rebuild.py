@@ -14,8 +14,10 @@ from lxctl.drivers.storage import ImageSource, StorageDriver, Volume
 from lxctl.errors import InvalidArgument, LxctlError
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
+from lxctl.objects import devices as device_rules
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log, set_root_quota
 from lxctl.objects.instances.create import check_device_support
+from lxctl.objects.pools import quotas_of
 from lxctl.state.records import ImageRecord, PoolRecord
 
 REBUILD_SECONDS = 600.0  # deleting and remaking a root runs shielded, up to this long
@@ -50,6 +52,10 @@ class Rebuild(InstanceBase):
         idmap = hypervisor.rootfs_idmap(effective)
         pool, storage, volume = await self.root(rec, devices)  # Unavailable if it is down
         self.pools.check_supports(storage.info, volume)
+        root = device_rules.root_disk(devices)
+        root_size = root[1].get("size") if root is not None else None
+        if root_size:
+            quotas_of(storage)  # a driver without quotas refuses it before anything
 
         async def work(rec: InstanceRecord, op: Operation) -> None:
             with shielded(f"Rebuilding instance {name}", REBUILD_SECONDS):
@@ -63,6 +69,8 @@ class Rebuild(InstanceBase):
                         await self.pools.create_from_image(
                             pool, storage, volume,
                             ImageSource(img.fingerprint, self.images.path(img), idmap))
+                    if root_size:
+                        await set_root_quota(pool, storage, volume, root_size)
                     await hypervisor.create(effective, await storage.mount_volume(pool, volume))
                 except LxctlError as exc:
                     await self._drop_partial_root(rec, pool, storage, volume)

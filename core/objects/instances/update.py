@@ -16,6 +16,7 @@ import trio
 from lxctl.config.schema import VOLATILE_PREFIX, Scope
 from lxctl.config.units import is_true
 from lxctl.errors import InvalidArgument
+from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.instances.base import InstanceBase, InstanceRecord
 from lxctl.objects.instances.create import check_device_support
@@ -74,10 +75,19 @@ class Update(InstanceBase):
                 device_rules.check_live_change(rec.name, hypervisor.info.name,
                                                hypervisor.info.hotplug, old_devices,
                                                new_devices)
-                await self.hotplug_changes(rec, old_devices, new_devices)
-            live = keys & hypervisor.info.live_config
-            if running and live:  # applied now; the other keys at the next start
-                await hypervisor.apply_config(replace(changed, config=expanded_config), live)
-            await self.store.write(lambda t: t.instance_update(changed))
+            resized = await self.resize_root(rec, old_devices, new_devices)
+            try:
+                if old_devices != new_devices and running:
+                    await self.hotplug_changes(rec, old_devices, new_devices)
+                live = keys & hypervisor.info.live_config
+                if running and live:  # applied now; the other keys at the next start
+                    await hypervisor.apply_config(replace(changed, config=expanded_config),
+                                                  live)
+                await self.store.write(lambda t: t.instance_update(changed))
+            except BaseException:
+                if resized:
+                    with shielded(f"Restoring the root size of {name}"):
+                        await self.resize_root(rec, new_devices, old_devices)
+                raise
         self.event("instance-updated", changed)
         return changed
