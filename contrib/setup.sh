@@ -10,7 +10,8 @@ ROOT=$PWD
 PACKAGES=(lxc lxc-dev uidmap busybox-static pkg-config python3-venv python3-dev gcc tar
           util-linux lxcfs
           btrfs-progs zfs-fuse lvm2 rsync  # storage drivers (lvm: its tools, for parsing)
-          dnsmasq-base nftables iproute2)  # network drivers (bridge: DHCP/DNS, NAT)
+          dnsmasq-base nftables iproute2  # network drivers (bridge: DHCP/DNS, NAT)
+          openvswitch-switch ovn-central ovn-host)  # ovn networks (services left stopped)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -18,7 +19,14 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   apt-get update -qq
+  # no package's service is started by the install (Open vSwitch and OVN run privately,
+  # per daemon or test, never as the host's services)
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $policy; chmod 755 $policy
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || rm -f "$policy"
 fi
 
 # Unprivileged containers: root needs one subordinate id range (any existing one is kept).

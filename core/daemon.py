@@ -214,7 +214,8 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
     registry = DriverRegistry()
     hooks.register_drivers(registry)
     idmap = await trio.to_thread.run_sync(_idmap)
-    drivers = Drivers(registry, DriverContext(directory, daemon_id(directory), idmap))
+    drivers = Drivers(registry, DriverContext(directory, daemon_id(directory), idmap,
+                                                 config.driver_settings()))
     schema = build_schema(drivers, hooks)
     store = await SQLiteStore.open(directory / "lxctl.db")
     try:

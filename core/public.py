@@ -41,7 +41,14 @@ from lxctl.drivers.hypervisor import (
     StreamResize,
     StreamSignal,
 )
-from lxctl.drivers.network import NetworkDriver, NetworkInfo, NetworkState, NetworkStatus
+from lxctl.drivers.network import (
+    AclRule,
+    NetworkAcl,
+    NetworkDriver,
+    NetworkInfo,
+    NetworkState,
+    NetworkStatus,
+)
 from lxctl.drivers.registry import DriverRegistry
 from lxctl.drivers.storage import (
     ContentType,
@@ -73,12 +80,12 @@ from lxctl.rpc import MethodTable
 from lxctl.state.records import ImageRecord, InstanceRecord, NetworkRecord, PoolRecord
 
 __all__ = [
-    "AlreadyExists", "AuthDriver", "AuthInfo", "Busy", "ConfigKey", "ConfigSchema",
+    "AclRule", "AlreadyExists", "AuthDriver", "AuthInfo", "Busy", "ConfigKey", "ConfigSchema",
     "ContentType", "Device", "DiskDevice", "DriverContext", "DriverError", "DriverRegistry",
     "Event", "ExecOutput", "ExecRequest", "Forbidden", "HypervisorDriver", "HypervisorInfo",
     "IdMap", "Identity", "ImageRecord", "ImageSource", "InstanceRecord", "InstanceState",
     "InvalidArgument", "InvalidState", "KeyType", "LifecycleEvent", "LoggingEvent",
-    "LxctlError", "MethodTable", "MountedVolume", "NetworkDriver", "NetworkInfo",
+    "LxctlError", "MethodTable", "MountedVolume", "NetworkAcl", "NetworkDriver", "NetworkInfo",
     "NetworkRecord", "NetworkState", "NetworkStatus", "NicDevice", "NotFound",
     "OperationEvent", "Outcome", "Peer", "PeerCertificate", "PeerCredentials", "PeerToken",
     "PluginError", "PoolRecord", "ProxyDevice", "Scope", "StorageDriver", "StorageInfo",

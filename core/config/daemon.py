@@ -34,6 +34,16 @@ class DaemonConfig:
     hooks_timeout: float = 30.0  # a hook run is killed after this many seconds
     hooks_concurrency: int = 8  # hook runs at once; more are dropped with a warning
     default_pool_driver: str = "dir"  # the driver of the ``default`` pool made at first start
+    # OVN networks: the northbound DB, the local Open vSwitch DB and its integration bridge
+    ovn_northbound: str = ""  # e.g. unix:/run/ovn/ovnnb_db.sock; "": OVN networks unavailable
+    ovs_connection: str = ""  # ovs-vsctl --db (""; its default, unix:/run/openvswitch/db.sock)
+    ovn_integration_bridge: str = "br-int"
+
+    def driver_settings(self) -> dict[str, str]:
+        """The settings drivers read (``DriverContext.settings``), by their file keys."""
+        return {"network.ovn.northbound_connection": self.ovn_northbound,
+                "network.ovs.connection": self.ovs_connection,
+                "network.ovn.integration_bridge": self.ovn_integration_bridge}
 
 
 _DAEMON_KEYS: dict[str, tuple[str, type]] = {
@@ -49,6 +59,9 @@ _DAEMON_KEYS: dict[str, tuple[str, type]] = {
     "hooks.timeout": ("hooks_timeout", float),
     "hooks.concurrency": ("hooks_concurrency", int),
     "storage.default_driver": ("default_pool_driver", str),
+    "network.ovn.northbound_connection": ("ovn_northbound", str),
+    "network.ovs.connection": ("ovs_connection", str),
+    "network.ovn.integration_bridge": ("ovn_integration_bridge", str),
 }
 
 

@@ -66,12 +66,26 @@ class ConfigKey:
             self.validate(value)
 
 
+def _same_kind(a: ConfigKey, b: ConfigKey) -> bool:
+    """Both keys declared by drivers of one kind (``network:bridge``, ``network:ovn``)."""
+    return ":" in a.owner and ":" in b.owner and \
+        a.owner.partition(":")[0] == b.owner.partition(":")[0]
+
+
 class ConfigSchema:
     def __init__(self) -> None:
         self._keys: dict[tuple[Scope, str], ConfigKey] = {}
+        # a key two drivers of one kind both declare (ipv4.address of bridge and ovn
+        # networks): each owner's declaration, checked for the objects of that driver
+        self._shared: dict[tuple[Scope, str, str], ConfigKey] = {}
 
     def add(self, key: ConfigKey) -> None:
         slot = (key.scope, key.name)
+        first = self._keys.get(slot)
+        if first is not None and first.owner != key.owner and _same_kind(first, key):
+            self._shared.setdefault((*slot, first.owner), first)
+            self._shared[(*slot, key.owner)] = key
+            return
         if slot in self._keys and self._keys[slot].owner != key.owner:
             raise PluginError(f"Config key {key.name!r} ({key.scope}) declared twice: by "
                               f"{self._keys[slot].owner} and {key.owner}")
@@ -117,6 +131,9 @@ class ConfigSchema:
             key = self.find(scope, name)
             if key is None:
                 raise InvalidArgument(f"Unknown configuration key: {name}", key=name)
+            if allowed is not None and ":" in key.owner and key.owner not in allowed:
+                key = next((self._shared[(scope, key.name, o)] for o in sorted(allowed)
+                            if (scope, key.name, o) in self._shared), key)
             if allowed is not None and ":" in key.owner and key.owner not in allowed:
                 kind, _, driver = key.owner.partition(":")
                 raise InvalidArgument(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,3 +16,5 @@ class DriverContext:
     state_dir: Path
     daemon_id: str  # short, stable per state dir: keeps names of two daemons apart
     idmap: IdMap | None  # the daemon's map for unprivileged containers (None: none found)
+    # daemon settings for drivers, by their lxctld.toml keys (network.ovn.* ...)
+    settings: Mapping[str, str] = field(default_factory=dict)

@@ -35,6 +35,34 @@ class NetworkInfo:
     config_keys: tuple[ConfigKey, ...] = ()
 
 
+@dataclass(frozen=True)
+class AclRule:
+    """One rule of a network ACL (Incus's keys); empty fields match anything."""
+
+    action: str  # allow | drop | reject
+    state: str = "enabled"  # enabled | disabled | logged
+    protocol: str = ""  # icmp4 | icmp6 | tcp | udp
+    source: str = ""  # comma-separated addresses or CIDRs
+    destination: str = ""
+    source_port: str = ""  # comma-separated ports or FIRST-LAST ranges (tcp, udp)
+    destination_port: str = ""
+    icmp_type: str = ""
+    icmp_code: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkAcl:
+    """A network ACL as drivers render it: rules for traffic into the instance
+    (ingress) and out of it (egress)."""
+
+    name: str
+    project: str = "default"
+    description: str = ""
+    ingress: tuple[AclRule, ...] = ()
+    egress: tuple[AclRule, ...] = ()
+
+
 class NetworkDriver(Protocol):
     info: ClassVar[NetworkInfo]
 

@@ -40,7 +40,22 @@ CONFIG = {"bridge": {"ipv4.address": "10.251.77.1/24", "ipv4.nat": "false"},
 
 
 async def _plug_unplug(cls: Any, state_dir: Path) -> None:
-    driver = cls(DriverContext(state_dir, "conform", None))
+    if cls.info.name == "ovn":  # its own OVN, in this (private) namespace
+        from ovn_private import PrivateOvn
+
+        ovn = PrivateOvn(state_dir / "ovn", None)
+        ovn.run.mkdir()
+        try:
+            ovn.start()
+            driver = cls(DriverContext(state_dir, "conform", None, ovn.settings()))
+            await _plug_unplug_driver(driver)
+        finally:
+            ovn.stop()
+        return
+    await _plug_unplug_driver(cls(DriverContext(state_dir, "conform", None)))
+
+
+async def _plug_unplug_driver(driver: Any) -> None:
     net = NetworkRecord("lxtnet0", driver.info.name, dict(CONFIG.get(driver.info.name, {})))
     with trio.fail_after(10):
         interfaces, networks = driver.depends_on(net)

@@ -1,0 +1,113 @@
+"""OVN networks for real (issue 8, acceptance 3): a private OVN (NB and SB
+ovsdb-servers, ovn-northd, ovn-controller on a userspace ovsdb-server+ovs-vswitchd,
+every run, DB and log file under one directory of the test) and the daemon, both inside
+a network namespace the test creates (``lxto`` prefix); all of it stopped and removed
+even when the test fails, and the root namespace compared before and after."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import wait_for
+from test_network import UDHCPC, NetnsDaemon, root_namespace_unchanged
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "conformance"))
+from ovn_private import BRIDGE, TOOLS, PrivateOvn
+
+__all__ = ["root_namespace_unchanged"]  # the session fixture, used here too
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in TOOLS),
+    reason="OVN / Open vSwitch not installed (ovn-central, ovn-host, openvswitch-switch)")
+
+
+@pytest.fixture
+def ovn_daemon(workdir: Path, request: pytest.FixtureRequest,
+               root_namespace_unchanged: None) -> Iterator[tuple[NetnsDaemon, PrivateOvn]]:
+    ns = f"lxto-{os.getpid()}-{request.node.name[-16:].strip('[]_')}"[:40]
+    run = Path(tempfile.mkdtemp(prefix="lxto-"))  # short: unix socket paths
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ovn = PrivateOvn(run, ns)
+    d = NetnsDaemon(workdir / f"o-{request.node.name[:30]}", ns)
+    try:
+        ovn.start()
+        d.dir.mkdir(parents=True, exist_ok=True)
+        (d.dir / "lxctld.toml").write_text(
+            f'[network.ovn]\nnorthbound_connection = "{ovn.nb}"\n'
+            f'integration_bridge = "{BRIDGE}"\n[network.ovs]\nconnection = "{ovn.ovs}"\n')
+        d.start()
+        d.ok("image", "build", "busybox", "--alias", "bb")
+        yield d, ovn
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                names = d.cli("list", "--format", "csv", "-c", "n").stdout.split()
+                if names:
+                    d.cli("delete", "--force", *names, timeout=120)
+                for net in json.loads(d.cli("network", "list", "-f", "json").stdout or "[]"):
+                    d.cli("network", "delete", net["name"])
+        finally:
+            d.cleanup()
+            ovn.stop()
+            for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                      text=True).stdout.split():
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+            subprocess.run(["ip", "netns", "del", ns])
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _dhcp(d: NetnsDaemon, name: str) -> str:
+    d.ok("file", "push", "-", f"{name}/udhcpc.sh", "--mode", "0755", input=UDHCPC)
+    d.ok("exec", name, "--", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T",
+         "1", "-s", "/udhcpc.sh")
+    out = d.ok("exec", name, "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    return out.split("inet ")[1].split("/")[0]
+
+
+def _pings(d: NetnsDaemon, src: str, dst: str) -> bool:
+    return d.cli("exec", src, "--", "ping", "-c", "1", "-W", "1", dst).returncode == 0
+
+
+def test_ovn_network_dhcp_ping(ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> None:
+    d, ovn = ovn_daemon
+    d.ok("network", "create", "--type", "ovn", "lxtovn0", "ipv4.address=10.251.60.1/24")
+    switches = ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "ls-list")
+    assert "lxtovn0" in switches
+    for name in ("c1", "c2"):
+        d.ok("init", "bb", name)
+        d.ok("network", "attach", "lxtovn0", name, "eth0")
+    d.ok("config", "device", "set", "c2", "eth0", "ipv4.address=10.251.60.77")
+    d.ok("start", "c1", "c2")
+    inside = d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth0")
+    assert "mtu 1442" in inside
+    ports = ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split()
+    assert len(ports) == 2
+    ids = ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "get", "interface", ports[0], "external_ids")
+    assert "iface-id" in ids and "lxtovn0" in ids
+    ip1, ip2 = _dhcp(d, "c1"), _dhcp(d, "c2")  # OVN's native DHCP
+    assert ip2 == "10.251.60.77" and ip1.startswith("10.251.60.") and ip1 != ip2
+    wait_for(lambda: _pings(d, "c1", ip2), timeout=10)
+    assert _pings(d, "c2", "10.251.60.1")  # the logical router's gateway address
+    # TCP needs the TX checksum offload off on the container's end (userspace datapath)
+    d.ok("exec", "c2", "--", "sh", "-c",
+         "head -c 200000 /dev/zero | nc -l -p 8080 >/dev/null 2>&1 &")
+    got = d.ok("exec", "c1", "--", "timeout", "10", "sh", "-c",
+               f"sleep 2 | nc {ip2} 8080 | wc -c")
+    assert got.strip() == "200000"
+    leases = {x["hostname"]: x["address"] for x in json.loads(
+        d.ok("network", "list-leases", "lxtovn0", "-f", "json"))}
+    assert leases.get("c1") == ip1 and leases.get("c2") == ip2
+    d.ok("stop", "c1", "c2", "--force")
+    assert ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split() == []

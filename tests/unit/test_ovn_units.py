@@ -1,0 +1,54 @@
+"""OVN pieces without OVN: ovn-nbctl argv, ACL rules as OVN matches, and a config key
+two network drivers both declare."""
+
+from __future__ import annotations
+
+import pytest
+
+from lxctl.config.schema import ConfigKey, ConfigSchema, Scope
+from lxctl.errors import InvalidArgument, PluginError
+from lxctl.public import AclRule, NetworkAcl
+from lxctl_plugins.network.linux import ovn_acl, ovn_nb
+
+
+def test_nbctl_chains_commands_in_one_transaction() -> None:
+    argv = ovn_nb.argv("unix:/x/nb.sock", [["ls-add", "s"], ["lsp-add", "s", "p"]])
+    assert argv == ["ovn-nbctl", "--db=unix:/x/nb.sock", "--timeout=10", "--no-wait",
+                    "ls-add", "s", "--", "lsp-add", "s", "p"]
+    assert ovn_nb.pairs("external_ids", {"k": 'a "b"'}) == ['external_ids:k="a \\"b\\""']
+
+
+def test_acl_rules_render_per_port_with_precedence_and_defaults() -> None:
+    acl = NetworkAcl("web", ingress=(
+        AclRule("allow", protocol="tcp", destination_port="80,8000-8080",
+                source="10.0.0.0/24,fd00::/64"),
+        AclRule("drop", protocol="icmp4", icmp_type="8"),
+        AclRule("allow", state="disabled")), egress=(AclRule("allow"),))
+    out = ovn_acl.render("p1", [acl], "reject", "drop")
+    assert out == [
+        ("to-lport", 1100, "allow-related",
+         'outport == "p1" && tcp && (ip4.src == {10.0.0.0/24} || ip6.src == {fd00::/64})'
+         " && (tcp.dst == 80 || (tcp.dst >= 8000 && tcp.dst <= 8080))"),
+        ("to-lport", 1300, "drop", 'outport == "p1" && icmp4 && icmp4.type == 8'),
+        ("to-lport", 1000, "reject", 'outport == "p1" && ip'),
+        ("from-lport", 1100, "allow-related", 'inport == "p1" && ip'),
+        ("from-lport", 1000, "drop", 'inport == "p1" && ip'),
+    ]
+    assert ovn_acl.render("p1", []) == []  # no ACL: the port is left open
+
+
+def test_a_key_two_drivers_of_one_kind_declare_is_checked_per_driver() -> None:
+    def small(value: str) -> None:
+        if int(value) > 10:
+            raise ValueError("too big")
+
+    schema = ConfigSchema()
+    schema.add(ConfigKey("k", Scope.NETWORK, owner="network:a"))
+    schema.add(ConfigKey("k", Scope.NETWORK, validate=small, owner="network:b"))
+    schema.check(Scope.NETWORK, {"k": "99"}, owners=["network:a"])
+    with pytest.raises(InvalidArgument, match="too big"):
+        schema.check(Scope.NETWORK, {"k": "99"}, owners=["network:b"])
+    with pytest.raises(InvalidArgument, match="does not use"):
+        schema.check(Scope.NETWORK, {"k": "1"}, owners=["network:c"])
+    with pytest.raises(PluginError, match="declared twice"):
+        schema.add(ConfigKey("k", Scope.NETWORK, owner="storage:x"))
