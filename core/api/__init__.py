@@ -12,6 +12,7 @@ from lxctl.api import (
     files,
     images,
     instances,
+    network_acls,
     networks,
     operations,
     profiles,
@@ -36,6 +37,7 @@ MODULES: tuple[ModuleType, ...] = (
     profiles,
     projects,
     networks,
+    network_acls,
     warnings,
     rpc,
 )

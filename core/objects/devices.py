@@ -33,7 +33,8 @@ NIC_TYPES = {"bridged": "veth", "macvlan": "macvlan", "physical": "phys", "p2p":
 _KEYS: dict[str, set[str]] = {
     "disk": {"path", "source", "pool", "readonly", "required", "size", "propagation"},
     "nic": {"network", "nictype", "parent", "name", "hwaddr", "mtu", "vlan", "host_name",
-            "ipv4.address", "ipv6.address", "limits.ingress", "limits.egress", "mode"},
+            "ipv4.address", "ipv6.address", "limits.ingress", "limits.egress", "mode",
+            "security.acls"},
     "unix-char": {"source", "path", "major", "minor", "uid", "gid", "mode", "required"},
     "unix-block": {"source", "path", "major", "minor", "uid", "gid", "mode", "required"},
     "usb": {"vendorid", "productid", "busnum", "devnum", "required"},

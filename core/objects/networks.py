@@ -78,8 +78,30 @@ class Networks:
                 if reason is not None:
                     raise Unavailable(f"network {parent!r} it depends on is unavailable")
             await driver.start(rec)
+            await self.apply_acls(rec)
 
         return start
+
+    async def apply_acls(self, rec: NetworkRecord) -> None:
+        """Give a driver that renders network ACLs the project's (after it came up)."""
+        apply = getattr(self.drivers.network(rec.type), "apply_acls", None)
+        if apply is not None:
+            from lxctl.objects.network_acls import project_acls
+
+            await apply(rec, await project_acls(self.store, rec.project))
+
+    async def check_acls(self, rec: NetworkRecord, value: str | None, what: str) -> None:
+        """``security.acls`` (of the network or of a NIC on it): ACLs that exist, on a
+        network whose driver renders them."""
+        if not value:
+            return
+        if getattr(self.drivers.network(rec.type), "apply_acls", None) is None:
+            raise InvalidArgument(f"{what}: security.acls: network {rec.name!r} "
+                                  f"({rec.type}) does not apply network ACLs",
+                                  network=rec.name)
+        from lxctl.objects.network_acls import check_names
+
+        await check_names(self.store, rec.project, value)
 
     async def get(self, project: str, name: str) -> NetworkRecord:
         return await self.store.read(lambda t: t.network_get(project, name))
@@ -94,6 +116,7 @@ class Networks:
             raise InvalidArgument(
                 f"Device {device!r}: network {rec.name!r} ({rec.type}) takes no {nictype} "
                 f"NICs (it takes: {', '.join(sorted(driver.info.nic_types))})", device=device)
+        await self.check_acls(rec, config.get("security.acls"), f"Device {device!r}")
         nic = await driver.plug(rec, inst, device, config)
         self._plugged.setdefault(inst.key, []).append((rec, nic))
         return nic
@@ -176,10 +199,12 @@ class NetworkAdmin:
             raise AlreadyExists(f"Network {name!r} already exists", network=name)
         await self._check_overlap(rec)
         driver = self.drivers.network(type)
+        await self.networks.check_acls(rec, rec.config.get("security.acls"), name)
         rec.config.update(await driver.create(rec))
         await self._check_overlap(rec)
         try:
             await driver.start(rec)
+            await self.networks.apply_acls(rec)
             await self.store.write(lambda t: t.network_create(rec))
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -224,10 +249,12 @@ class NetworkAdmin:
                             old.project, old.location)
         self._check(rec)
         await self._check_overlap(rec)
+        await self.networks.check_acls(rec, rec.config.get("security.acls"), name)
         driver = self.drivers.network(rec.type)
         if self.availability.is_available(KIND, key(project, name)):
             try:
                 await driver.update(rec, old.config)
+                await self.networks.apply_acls(rec)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     try:

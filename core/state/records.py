@@ -155,6 +155,21 @@ class NetworkRecord:
 
 
 @dataclass
+class NetworkAclRecord:
+    """A network ACL: rules (dicts of Incus's rule keys) for ingress and egress."""
+
+    name: str
+    ingress: list[dict[str, str]] = field(default_factory=list)
+    egress: list[dict[str, str]] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    project: str = DEFAULT_PROJECT
+
+    def to_api(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class OperationRecord:
     id: str
     description: str

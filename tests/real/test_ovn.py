@@ -82,7 +82,7 @@ def _pings(d: NetnsDaemon, src: str, dst: str) -> bool:
 
 def test_ovn_network_dhcp_ping(ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> None:
     d, ovn = ovn_daemon
-    d.ok("network", "create", "--type", "ovn", "lxtovn0", "ipv4.address=10.251.60.1/24")
+    d.ok("network", "create", "lxtovn0", "--type", "ovn", "ipv4.address=10.251.60.1/24")
     switches = ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "ls-list")
     assert "lxtovn0" in switches
     for name in ("c1", "c2"):
@@ -111,3 +111,67 @@ def test_ovn_network_dhcp_ping(ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> No
     assert leases.get("c1") == ip1 and leases.get("c2") == ip2
     d.ok("stop", "c1", "c2", "--force")
     assert ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split() == []
+
+
+def test_ovn_acl_drops_icmp_and_removing_it_restores(
+        ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> None:
+    d, ovn = ovn_daemon
+    d.ok("network", "create", "lxtovn1", "--type", "ovn", "ipv4.address=10.251.61.1/24")
+    for name, ip in (("c1", "10.251.61.11"), ("c2", "10.251.61.12")):
+        d.ok("init", "bb", name)
+        d.ok("network", "attach", "lxtovn1", name, "eth0")
+        d.ok("config", "device", "set", name, "eth0", f"ipv4.address={ip}")
+    d.ok("start", "c1", "c2")
+    for name in ("c1", "c2"):
+        _dhcp(d, name)
+    wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)
+
+    d.ok("network", "acl", "create", "lxtnoicmp", "--description", "no ping")
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp", "ingress", "action=drop",
+         "protocol=icmp4")
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp", "ingress", "action=allow")
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp", "egress", "action=allow")
+    for args, message in (
+            (("rule", "add", "lxtnoicmp", "ingress", "action=bogus"), "action must be"),
+            (("rule", "add", "lxtnoicmp", "egress", "action=allow", "protocol=icmp4",
+              "destination_port=80"), "needs protocol=tcp or udp"),
+            (("rule", "add", "lxtnoicmp", "egress", "action=allow", "source=10.0.0.300"),
+             "not an IP address")):
+        r = d.cli("network", "acl", *args)
+        assert r.returncode == 1 and r.stderr.startswith("Error: ") and message in r.stderr
+    shown = json.loads(d.ok("query", "network_acl.get", '{"name": "lxtnoicmp"}'))
+    assert len(shown["ingress"]) == 2 and len(shown["egress"]) == 1  # the bad ones: none
+    r = d.cli("network", "set", "lxtovn1", "security.acls=lxtnope")
+    assert r.returncode == 1 and "network ACL 'lxtnope' not found" in r.stderr
+
+    d.ok("network", "set", "lxtovn1", "security.acls=lxtnoicmp")
+    acls = ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "acl-list", _switch(ovn, "lxtovn1"))
+    assert "icmp4" in acls and "drop" in acls
+    wait_for(lambda: not _pings(d, "c1", "10.251.61.12"), timeout=10)
+    assert not _pings(d, "c2", "10.251.61.11")
+    got = d.ok("exec", "c2", "--", "sh", "-c",  # the allow rules: TCP still passes
+               "nc -l -p 8081 -e echo lxto-allowed >/dev/null 2>&1 &")
+    got = d.ok("exec", "c1", "--", "timeout", "10", "sh", "-c",
+               "sleep 1 | nc 10.251.61.12 8081")
+    assert "lxto-allowed" in got
+    r = d.cli("network", "acl", "delete", "lxtnoicmp")
+    assert r.returncode == 1 and "in use by /1.0/networks/lxtovn1" in r.stderr
+
+    d.ok("network", "acl", "rule", "remove", "lxtnoicmp", "ingress", "action=drop")
+    wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the rule removed
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp", "ingress", "action=drop",
+         "protocol=icmp4")
+    wait_for(lambda: not _pings(d, "c1", "10.251.61.12"), timeout=10)
+    d.ok("network", "unset", "lxtovn1", "security.acls")
+    wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the ACL removed
+    assert "lxtnoicmp" in d.ok("network", "acl", "list")
+    d.ok("network", "acl", "delete", "lxtnoicmp")
+    assert ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "acl-list",
+                  _switch(ovn, "lxtovn1")).strip() == ""
+
+
+def _switch(ovn: PrivateOvn, network: str) -> str:
+    """The logical switch the daemon made for ``network``."""
+    names = [line.split("(")[1].rstrip(")") for line in ovn.sh(
+        "ovn-nbctl", f"--db={ovn.nb}", "ls-list").splitlines() if "(" in line]
+    return next(n for n in names if n.endswith(f"-{network}"))

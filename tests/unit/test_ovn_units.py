@@ -52,3 +52,21 @@ def test_a_key_two_drivers_of_one_kind_declare_is_checked_per_driver() -> None:
         schema.check(Scope.NETWORK, {"k": "1"}, owners=["network:c"])
     with pytest.raises(PluginError, match="declared twice"):
         schema.add(ConfigKey("k", Scope.NETWORK, owner="storage:x"))
+
+
+def test_acl_rules_are_checked_before_anything_is_stored() -> None:
+    from lxctl.objects.network_acls import check_rule
+
+    assert check_rule({"action": "drop", "protocol": "icmp4", "source": ""}) == {
+        "action": "drop", "protocol": "icmp4", "state": "enabled"}
+    for rule, message in (({"action": "accept"}, "action must be"),
+                          ({"action": "allow", "colour": "red"}, "Unknown ACL rule key"),
+                          ({"action": "allow", "protocol": "sctp"}, "protocol must be"),
+                          ({"action": "allow", "destination_port": "80"}, "tcp or udp"),
+                          ({"action": "allow", "protocol": "tcp",
+                            "destination_port": "80-x"}, "not a port"),
+                          ({"action": "allow", "icmp_type": "8"}, "icmp4 or icmp6"),
+                          ({"action": "allow", "destination": "fd00::/129"},
+                           "not an IP address")):
+        with pytest.raises(InvalidArgument, match=message):
+            check_rule(rule)

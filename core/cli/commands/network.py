@@ -1,5 +1,6 @@
 """Networks: ``lxctl network list|show|info|create|delete|rename|set|unset|get|edit``,
-``list-leases|list-allocations`` and ``attach|detach NETWORK INSTANCE [DEVICE]``."""
+``list-leases|list-allocations``, ``attach|detach NETWORK INSTANCE [DEVICE]`` and
+``acl ...`` (network ACLs, in ``network_acl``)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def _parser() -> ArgumentParser:
 
 
 def network(command: str, args: list[str]) -> int:
+    if args[:1] == ["acl"]:
+        from lxctl.cli.commands.network_acl import network_acl
+
+        return network_acl(args[1:])
+    if args[:1] == ["create"]:  # options anywhere: create NAME --type ovn KEY=VALUE
+        args = ["create", *_options_first(args[1:])]
     opts = _parser().parse_args(args)
     verb = opts.verb
     pairs = key_values(opts.pairs) if verb in ("create", "set") else {}
@@ -124,6 +131,21 @@ def network(command: str, args: list[str]) -> int:
         client.call("network.detach", {"network": opts.network, "instance": opts.instance,
                                        "device": opts.device})
     return 0
+
+
+def _options_first(args: list[str]) -> list[str]:
+    """``--type``/``-t``/``--description`` (with their values) before the positionals."""
+    options: list[str] = []
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg in ("-t", "--type", "--description"):
+            options += [arg, next(it, "")]
+        elif arg.startswith(("--type=", "--description=")):
+            options.append(arg)
+        else:
+            rest.append(arg)
+    return options + rest
 
 
 def _info(info: dict[str, Any]) -> str:

@@ -161,5 +161,17 @@ def schema_v3(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS = [schema_v1, schema_v2, schema_v3]
+def schema_v4(db: sqlite3.Connection) -> None:
+    """Network ACLs: per project, their rules as JSON lists (ingress, egress)."""
+    _run_script(db, """
+        CREATE TABLE network_acls (
+            project TEXT NOT NULL REFERENCES projects(name), name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '', ingress TEXT NOT NULL DEFAULT '[]',
+            egress TEXT NOT NULL DEFAULT '[]', config TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, name)
+        )
+    """)
+
+
+MIGRATIONS = [schema_v1, schema_v2, schema_v3, schema_v4]
 SCHEMA_VERSION = len(MIGRATIONS)

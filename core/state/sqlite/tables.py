@@ -14,6 +14,7 @@ from lxctl.errors import AlreadyExists, InvalidState, NotFound
 from lxctl.state.records import (
     ImageRecord,
     InstanceRecord,
+    NetworkAclRecord,
     NetworkRecord,
     OperationRecord,
     PoolRecord,
@@ -337,6 +338,42 @@ class SQLiteTables:
         self.db.execute("UPDATE networks SET config=?, description=? WHERE project=? AND "
                         "name=?", (_dumps(rec.config), rec.description, rec.project,
                                    rec.name))
+
+    # ------------------------------------------------------------------ network ACLs
+    @staticmethod
+    def _network_acl(r: sqlite3.Row) -> NetworkAclRecord:
+        return NetworkAclRecord(r["name"], json.loads(r["ingress"]), json.loads(r["egress"]),
+                                json.loads(r["config"]), r["description"], r["project"])
+
+    def network_acl_create(self, rec: NetworkAclRecord) -> None:
+        self.project_get(rec.project)
+        self._insert("INSERT INTO network_acls VALUES (?,?,?,?,?,?)",
+                     (rec.project, rec.name, rec.description, _dumps(rec.ingress),
+                      _dumps(rec.egress), _dumps(rec.config)),
+                     f"Network ACL {rec.name!r}{_in(rec.project)}")
+
+    def network_acl_get(self, project: str, name: str) -> NetworkAclRecord:
+        row = self.db.execute("SELECT * FROM network_acls WHERE project=? AND name=?",
+                              (project, name)).fetchone()
+        if row is None:
+            raise NotFound(f"Network ACL {name!r} not found{_in(project)}", acl=name)
+        return self._network_acl(row)
+
+    def network_acl_list(self, project: str) -> list[NetworkAclRecord]:
+        rows = self.db.execute("SELECT * FROM network_acls WHERE project=? ORDER BY name",
+                               (project,))
+        return [self._network_acl(r) for r in rows]
+
+    def network_acl_update(self, rec: NetworkAclRecord) -> None:
+        self.network_acl_get(rec.project, rec.name)
+        self.db.execute("UPDATE network_acls SET description=?, ingress=?, egress=?, "
+                        "config=? WHERE project=? AND name=?",
+                        (rec.description, _dumps(rec.ingress), _dumps(rec.egress),
+                         _dumps(rec.config), rec.project, rec.name))
+
+    def network_acl_delete(self, project: str, name: str) -> None:
+        self.db.execute("DELETE FROM network_acls WHERE project=? AND name=?",
+                        (project, name))
 
     # ------------------------------------------------------------------ operations
     def operation_put(self, rec: OperationRecord) -> None:
