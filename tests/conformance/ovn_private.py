@@ -37,11 +37,18 @@ class PrivateOvn:
         return r.stdout
 
     def _server(self, name: str, schema: Path) -> None:
+        self.sh("ovsdb-tool", "create", f"{self.run}/{name}.db", str(schema))
+        self.start_server(name)
+
+    def start_server(self, name: str) -> None:
+        """The ovsdb-server of DB ``name`` (db, nb, sb), on its existing file."""
         r = self.run
-        self.sh("ovsdb-tool", "create", f"{r}/{name}.db", str(schema))
         self.sh("ovsdb-server", f"{r}/{name}.db", f"--remote=punix:{r}/{name}.sock",
                 f"--pidfile={r}/{name}.pid", f"--unixctl={r}/{name}.ctl",
                 f"--log-file={r}/{name}.log", "--detach", "--no-chdir")
+
+    def stop_server(self, name: str) -> None:
+        self._kill([name])
 
     def start(self) -> None:
         r = self.run
@@ -69,8 +76,11 @@ class PrivateOvn:
 
     def stop(self) -> None:
         """Every daemon by its pid file (SIGTERM, then SIGKILL)."""
+        self._kill(["controller", "northd", "vswitchd", "nb", "sb", "db"])
+
+    def _kill(self, names: list[str]) -> None:
         pids = []
-        for name in ("controller", "northd", "vswitchd", "nb", "sb", "db"):
+        for name in names:
             try:
                 pids.append(int((self.run / f"{name}.pid").read_text()))
             except (OSError, ValueError):

@@ -175,3 +175,30 @@ def _switch(ovn: PrivateOvn, network: str) -> str:
     names = [line.split("(")[1].rstrip(")") for line in ovn.sh(
         "ovn-nbctl", f"--db={ovn.nb}", "ls-list").splitlines() if "(" in line]
     return next(n for n in names if n.endswith(f"-{network}"))
+
+
+def test_unreachable_northbound_db_at_start_is_unavailable_then_retried(
+        ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> None:
+    """Degraded start: the NB DB down at a restart makes the OVN network Unavailable
+    with the reason (the daemon is ready, the instance on it waits); the retry loop
+    brings both up once the DB answers again, without a restart."""
+    d, ovn = ovn_daemon
+    d.ok("network", "create", "lxtovn2", "--type", "ovn", "ipv4.address=10.251.62.1/24")
+    d.ok("init", "bb", "c1", "-c", "boot.autostart=true")
+    d.ok("init", "bb", "c2", "-c", "boot.autostart=true")
+    d.ok("network", "attach", "lxtovn2", "c1", "eth0")
+    d.ok("start", "c1", "c2")
+    d.ok("admin", "shutdown")
+    assert d.proc is not None and d.proc.wait(30) == 0
+    ovn.stop_server("nb")
+    with open(d.dir / "lxctld.toml", "a") as f:
+        f.write("[retry]\nmax_interval = 1.0\n")
+    d.start()
+    wait_for(lambda: d.states().get("c2") == "RUNNING", timeout=30)
+    nets = {n["name"]: n for n in json.loads(d.ok("network", "list", "-f", "json"))}
+    assert nets["lxtovn2"]["status"] == "Unavailable"
+    assert f"OVN northbound DB {ovn.nb} unreachable" in nets["lxtovn2"]["reason"]
+    assert d.states()["c1"] == "STOPPED"
+    ovn.start_server("nb")
+    d.ok("admin", "waitready", "--network", "--timeout", "15")
+    wait_for(lambda: d.states().get("c1") == "RUNNING", timeout=20)
