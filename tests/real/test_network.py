@@ -77,22 +77,32 @@ def netns_daemon(workdir: Path, request: pytest.FixtureRequest,
         yield d
     finally:
         try:
-            if d.proc is not None and d.proc.poll() is None:
-                names = d.cli("list", "--format", "csv", "-c", "n").stdout.split()
-                if names:
-                    d.cli("delete", "--force", *names, timeout=120)
-                for net in json.loads(d.cli("network", "list", "-f", "json").stdout or "[]"):
-                    d.cli("network", "delete", net["name"])
+            remove_objects(d)
         finally:
             d.cleanup()
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
-                                  text=True).stdout.split()
-            for pid in pids:  # anything left in the namespace (a dnsmasq)
-                try:
-                    os.kill(int(pid), 9)
-                except ProcessLookupError:
-                    pass
-            subprocess.run(["ip", "netns", "del", ns])
+            drop_netns(ns)
+
+
+def remove_objects(d: NetnsDaemon) -> None:
+    """Every instance and network of a running daemon (a test's teardown)."""
+    if d.proc is not None and d.proc.poll() is None:
+        names = d.cli("list", "--format", "csv", "-c", "n").stdout.split()
+        if names:
+            d.cli("delete", "--force", *names, timeout=120)
+        for net in json.loads(d.cli("network", "list", "-f", "json").stdout or "[]"):
+            d.cli("network", "delete", net["name"])
+
+
+def drop_netns(ns: str) -> None:
+    """Kill anything left in the namespace (a dnsmasq), then delete it."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                          text=True).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except ProcessLookupError:
+            pass
+    subprocess.run(["ip", "netns", "del", ns])
 
 
 def _dhcp(d: NetnsDaemon, name: str) -> str:

@@ -4,9 +4,10 @@ address on it (``ipv4.address``: ``auto`` picks a free 10.x.y.0/24, or a CIDR, o
 its ``ipv4.address``), NAT through an nftables table of its own (``ipv4.nat``),
 ``bridge.mtu``, ``bridge.hwaddr`` and ``bridge.external_interfaces``.
 
-``bridge.driver=openvswitch`` is served by the ``openvswitch`` module of this package
-when present; NICs with ``vlan=`` on a Linux bridge need the kernel's 802.1Q VLAN
-filtering (refused, naming it, where the kernel lacks it).
+``bridge.driver=openvswitch`` makes the switch an Open vSwitch bridge instead
+(``ovs_bridge``), the rest unchanged; its NICs' ``vlan=`` is the OVS port's tag. NICs
+with ``vlan=`` on a Linux bridge need the kernel's bridge VLAN filtering (refused,
+naming it, where the kernel lacks it).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from lxctl.public import (
     run,
 )
 
-from . import dnsmasq, links
+from . import dnsmasq, links, ovs_bridge
 
 _N = Scope.NETWORK
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", re.I)
@@ -159,6 +160,10 @@ class BridgeDriver:
     def _dir(self, net: NetworkRecord) -> Path:
         return self.base / net.name
 
+    @property
+    def ovs_db(self) -> str:
+        return self.ctx.settings.get("network.ovs.connection", "")
+
     def externals(self, net: NetworkRecord) -> list[str]:
         raw = net.config.get("bridge.external_interfaces", "")
         return [p.strip() for p in raw.split(",") if p.strip()]
@@ -202,14 +207,19 @@ class BridgeDriver:
         ipv6 = self._ipv6(net)
         addresses = [str(a) for a in (gateway, ipv6) if a is not None]
         mtu = int(cfg["bridge.mtu"]) if "bridge.mtu" in cfg else None
-        try:
-            await links.call(links.ensure_bridge, net.name, mtu, cfg.get("bridge.hwaddr"),
-                             addresses)
-        except NetlinkError as exc:
-            raise Unavailable(f"cannot set up bridge {net.name}: {exc.args[-1]}") from None
-        missing = await links.call(links.enslave, net.name, self.externals(net))
-        if missing:
-            raise Unavailable(f"external interface {missing[0]!r} not found")
+        if _is_ovs(net):
+            await ovs_bridge.start(self.ovs_db, net.name, mtu, cfg.get("bridge.hwaddr"),
+                                   addresses, self.externals(net))
+        else:
+            try:
+                await links.call(links.ensure_bridge, net.name, mtu,
+                                 cfg.get("bridge.hwaddr"), addresses)
+            except NetlinkError as exc:
+                raise Unavailable(f"cannot set up bridge {net.name}: {exc.args[-1]}"
+                                  ) from None
+            missing = await links.call(links.enslave, net.name, self.externals(net))
+            if missing:
+                raise Unavailable(f"external interface {missing[0]!r} not found")
         await self._nat(net, gateway)
         directory = self._dir(net)
         directory.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -224,6 +234,11 @@ class BridgeDriver:
     async def stop(self, net: NetworkRecord) -> None:
         await trio.to_thread.run_sync(dnsmasq.stop, self._dir(net))
         await self._drop_nat(net)
+        await self._drop_switch(net)
+
+    async def _drop_switch(self, net: NetworkRecord) -> None:
+        if _is_ovs(net):
+            await ovs_bridge.stop(self.ovs_db, net.name)
         await links.call(links.delete, net.name)
 
     async def update(self, net: NetworkRecord, old_config: Mapping[str, str]) -> None:
@@ -234,7 +249,7 @@ class BridgeDriver:
                 != net.config.get("bridge.external_interfaces")):
             await trio.to_thread.run_sync(dnsmasq.stop, self._dir(net))
             await self._drop_nat(old)
-            await links.call(links.delete, net.name)
+            await self._drop_switch(net)
         await self.start(net)
 
     async def delete(self, net: NetworkRecord) -> None:
@@ -263,7 +278,8 @@ class BridgeDriver:
                     f"Device {device!r}: ipv4.address {address} is not a free host address "
                     f"of network {net.name!r} ({gateway.network if gateway else 'none'})",
                     device=device)
-        if config.get("vlan") and not Path(
+        vlan = _vlan(device, config.get("vlan"))
+        if vlan is not None and not _is_ovs(net) and not Path(
                 f"/sys/class/net/{net.name}/bridge/vlan_filtering").exists():
             raise InvalidArgument(
                 f"Device {device!r}: vlan= on a Linux bridge needs the kernel's 802.1Q VLAN "
@@ -275,16 +291,25 @@ class BridgeDriver:
             path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, device)
             await trio.to_thread.run_sync(dnsmasq.write_host, path, hwaddr, address,
                                           inst.name)
+        host = config.get("host_name") or host_veth(inst, device)
+        if _is_ovs(net):
+            peer = ovs_bridge.peer_name(host)
+            await ovs_bridge.plug(self.ovs_db, net.name, host, peer,
+                                  int(mtu) if mtu else None, hwaddr, vlan,
+                                  f"{inst.project}/{inst.name}")
+            return NicDevice(name=device, kind="phys", link=peer, host_name=host,
+                             hwaddr=hwaddr, mtu=int(mtu) if mtu else None, vlan=vlan,
+                             name_in_instance=config.get("name", device))
         return NicDevice(
-            name=device, kind="veth", link=net.name,
-            host_name=config.get("host_name") or host_veth(inst, device), hwaddr=hwaddr,
-            mtu=int(mtu) if mtu else None,
-            vlan=int(config["vlan"]) if config.get("vlan") else None,
+            name=device, kind="veth", link=net.name, host_name=host, hwaddr=hwaddr,
+            mtu=int(mtu) if mtu else None, vlan=vlan,
             name_in_instance=config.get("name", device))
 
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, nic.name)
         path.unlink(missing_ok=True)
+        if _is_ovs(net) and nic.host_name:
+            await ovs_bridge.unplug(self.ovs_db, nic.host_name)
 
     # ------------------------------------------------------------------ views
     async def leases(self, net: NetworkRecord) -> list[dict[str, Any]]:
@@ -350,6 +375,19 @@ class BridgeDriver:
 
     async def _drop_nat(self, net: NetworkRecord) -> None:
         await run(["nft", "delete", "table", "ip", nft_table(net.name)], check=False)
+
+
+def _is_ovs(net: NetworkRecord) -> bool:
+    return net.config.get("bridge.driver", "native") == "openvswitch"
+
+
+def _vlan(device: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 4094:
+        raise InvalidArgument(f"Device {device!r}: vlan {value!r} is not a VLAN id "
+                              "(1-4094)", device=device)
+    return int(value)
 
 
 def _enable_forwarding() -> None:

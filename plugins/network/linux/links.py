@@ -47,26 +47,43 @@ def ensure_bridge(ifname: str, mtu: int | None, hwaddr: str | None,
             idx = _index(ipr, ifname)
             assert idx is not None
         try:
-            attrs: dict[str, Any] = {}
-            if mtu:
-                attrs["mtu"] = mtu
-            if hwaddr:
-                attrs["address"] = hwaddr
-            if attrs:
-                ipr.link("set", index=idx, **attrs)
-            have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                    for a in ipr.get_addr(index=idx)}
-            for cidr in addresses:
-                iface = ipaddress.ip_interface(cidr)
-                if (str(iface.ip), iface.network.prefixlen) not in have:
-                    ipr.addr("add", index=idx, address=str(iface.ip),
-                             prefixlen=iface.network.prefixlen)
-            ipr.link("set", index=idx, state="up")
+            _configure(ipr, idx, mtu, hwaddr, addresses)
         except NetlinkError:
             if created:
                 ipr.link("del", index=idx)
             raise
         return created
+
+
+def configure(ifname: str, mtu: int | None, hwaddr: str | None,
+              addresses: list[str]) -> bool:
+    """MTU, MAC and addresses of an existing interface (an Open vSwitch bridge's own
+    port), brought up; False if it is not there (yet)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        if idx is None:
+            return False
+        _configure(ipr, idx, mtu, hwaddr, addresses)
+        return True
+
+
+def _configure(ipr: IPRoute, idx: int, mtu: int | None, hwaddr: str | None,
+               addresses: list[str]) -> None:
+    attrs: dict[str, Any] = {}
+    if mtu:
+        attrs["mtu"] = mtu
+    if hwaddr:
+        attrs["address"] = hwaddr
+    if attrs:
+        ipr.link("set", index=idx, **attrs)
+    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+            for a in ipr.get_addr(index=idx)}
+    for cidr in addresses:
+        iface = ipaddress.ip_interface(cidr)
+        if (str(iface.ip), iface.network.prefixlen) not in have:
+            ipr.addr("add", index=idx, address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen)
+    ipr.link("set", index=idx, state="up")
 
 
 def enslave(bridge: str, ports: list[str]) -> list[str]:
