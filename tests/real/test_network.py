@@ -203,3 +203,32 @@ def test_degraded_start_waits_for_the_parent_link(netns_daemon: NetnsDaemon) -> 
         monitor.stop()
     d.ok("admin", "waitready", "--network", "--timeout", "10")
     wait_for(lambda: d.states().get("c1") == "RUNNING", timeout=20)
+
+
+def test_macvlan_network_on_a_vlan(netns_daemon: NetnsDaemon) -> None:
+    """vlan= on a macvlan network: its NICs hang off PARENT.VID, made at start and
+    removed with the network; a kernel without 802.1Q refuses it, leaving nothing."""
+    d = netns_daemon
+    assert d.sh("ip", "link", "add", "lxtp1", "type", "veth", "peer", "name",
+                "lxtp1b").returncode == 0
+    r = d.cli("network", "create", "--type", "macvlan", "lxtmv1", "parent=lxtp1", "vlan=4095")
+    assert r.returncode == 1 and "not a VLAN id" in r.stderr
+    probe = d.sh("ip", "link", "add", "link", "lxtp1", "name", "lxtprobe", "type", "vlan",
+                 "id", "9")
+    d.sh("ip", "link", "del", "lxtprobe")
+    r = d.cli("network", "create", "--type", "macvlan", "lxtmv1", "parent=lxtp1", "vlan=10")
+    if probe.returncode != 0:
+        assert r.returncode == 1 and "802.1Q VLAN (8021q) not in this kernel" in r.stderr
+        assert d.sh("ip", "link", "show", "lxtp1.10").returncode != 0
+        assert "lxtmv1" not in d.ok("network", "list")
+        pytest.skip("802.1Q VLAN (8021q) not in this kernel")
+    assert r.returncode == 0, r.stderr
+    assert "vlan protocol 802.1Q id 10" in d.sh("ip", "-d", "link", "show",
+                                                "lxtp1.10").stdout
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtmv1", "c1", "eth0")
+    d.ok("start", "c1")
+    assert "macvlan" in d.ok("exec", "c1", "--", "ip", "-d", "link", "show", "eth0")
+    d.ok("delete", "--force", "c1")
+    d.ok("network", "delete", "lxtmv1")
+    assert d.sh("ip", "link", "show", "lxtp1.10").returncode != 0

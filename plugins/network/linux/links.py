@@ -151,3 +151,34 @@ def counters(ifname: str) -> dict[str, Any] | None:
 
 def netlink_error(exc: NetlinkError, what: str) -> DriverError:
     return DriverError(f"{what}: {exc.args[1] if len(exc.args) > 1 else exc}")
+
+
+VLAN_ALIAS = "lxctl-vlan"  # ifalias of the VLAN links this package made (removed by it)
+
+
+def ensure_vlan(parent: str, vid: int, ifname: str) -> None:
+    """The 802.1Q VLAN ``ifname`` on ``parent`` (``ip link add link P name P.VID type
+    vlan id VID``), up; an existing one is kept (and left alone at ``drop_vlan`` unless
+    it was made here)."""
+    with IPRoute() as ipr:
+        if _index(ipr, ifname) is not None:
+            return
+        link = _index(ipr, parent)
+        if link is None:
+            raise DriverError(f"parent interface {parent!r} not found")
+        ipr.link("add", ifname=ifname, kind="vlan", link=link, vlan_id=vid)
+        idx = _index(ipr, ifname)
+        assert idx is not None
+        try:
+            ipr.link("set", index=idx, ifalias=VLAN_ALIAS, state="up")
+        except NetlinkError:
+            ipr.link("del", index=idx)
+            raise
+
+
+def drop_vlan(ifname: str) -> None:
+    """Delete the VLAN link if this package made it."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        if idx is not None and ipr.get_links(idx)[0].get_attr("IFLA_IFALIAS") == VLAN_ALIAS:
+            ipr.link("del", index=idx)
