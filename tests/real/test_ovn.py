@@ -202,3 +202,23 @@ def test_unreachable_northbound_db_at_start_is_unavailable_then_retried(
     ovn.start_server("nb")
     d.ok("admin", "waitready", "--network", "--timeout", "15")
     wait_for(lambda: d.states().get("c1") == "RUNNING", timeout=20)
+
+
+def test_ovn_network_reaches_its_uplink_bridge_through_the_router(
+        ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> None:
+    d, ovn = ovn_daemon
+    r = d.cli("network", "create", "lxtovn4", "--type", "ovn", "network=lxtnope0")
+    assert r.returncode == 1 and "uplink interface 'lxtnope0' not found" in r.stderr
+    d.ok("network", "create", "lxtup0", "ipv4.address=10.251.63.1/24", "ipv4.nat=false")
+    d.ok("network", "create", "lxtovn3", "--type", "ovn", "network=lxtup0",
+         "ipv4.address=10.251.64.1/24")
+    up = json.loads(d.ok("query", "network.get", '{"name": "lxtovn3"}'))["config"]
+    assert up["ipv4.nat"] == "true" and up["uplink.ipv4.address"].startswith("10.251.63.")
+    nat = ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "lr-nat-list", _switch(ovn, "lxtovn3") + "-lr")
+    assert up["uplink.ipv4.address"] in nat and "10.251.64.0/24" in nat
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtovn3", "c1", "eth0")
+    d.ok("start", "c1")
+    assert _dhcp(d, "c1").startswith("10.251.64.")
+    d.ok("exec", "c1", "--", "ip", "route", "add", "default", "via", "10.251.64.1")
+    wait_for(lambda: _pings(d, "c1", "10.251.63.1"), timeout=15)  # the uplink's address

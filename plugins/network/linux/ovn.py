@@ -73,7 +73,13 @@ OVN_KEYS: tuple[ConfigKey, ...] = (
               doc="MTU of the NICs (1442 leaves room for Geneve between hosts)"),
     ConfigKey("dns.domain", _N, default="lxctl", live=True,
               doc="Domain handed out by DHCP"),
-    ConfigKey("network", _N, doc="Uplink network (none: isolated; the default)"),
+    ConfigKey("network", _N,
+              doc="Uplink: a bridge on the host (a bridge network's, or any) reached "
+                  "through a logical router; none: isolated (the default)"),
+    ConfigKey("uplink.ipv4.address", _N,
+              doc="The router's address on the uplink's subnet (picked at create)"),
+    ConfigKey("ipv4.nat", _N, KeyType.BOOL, live=True,
+              doc="SNAT to the uplink address (default: true with an uplink)"),
     ConfigKey("security.acls", _N, live=True,
               doc="Network ACLs applied to every NIC of the network (comma separated)"),
     ConfigKey("security.acls.default.ingress.action", _N, default="reject",
@@ -83,6 +89,18 @@ OVN_KEYS: tuple[ConfigKey, ...] = (
               validate=_check_action, live=True,
               doc="Action for egress traffic no ACL rule matches (where ACLs apply)"),
 )
+
+
+def _uplink_address(net: NetworkRecord, gateway: ipaddress.IPv4Interface
+                    ) -> ipaddress.IPv4Address:
+    """A stable address near the top of the uplink's subnet (below its broadcast)."""
+    hosts = gateway.network.num_addresses - 2
+    seed = int(hashlib.sha256(f"{net.project}/{net.name}".encode()).hexdigest(), 16)
+    for attempt in range(min(hosts, 64)):
+        candidate = gateway.network.broadcast_address - 1 - (seed + attempt) % min(hosts, 64)
+        if candidate != gateway.ip:
+            return candidate
+    raise InvalidArgument(f"no free address for the router on {gateway.network}")
 
 
 def acl_names(value: str | None) -> list[str]:
@@ -126,16 +144,16 @@ class OvnDriver:
         digest = hashlib.sha256(f"{inst.project}/{inst.name}/{device}".encode()).hexdigest()
         return f"{self.switch(net)}-{digest[:10]}"
 
+    def uplink(self, net: NetworkRecord) -> str | None:
+        value = net.config.get("network", "none")
+        return None if value in ("", "none") else value
+
     def depends_on(self, net: NetworkRecord) -> tuple[list[str], list[str]]:
-        uplink = net.config.get("network", "none")
-        return [], [] if uplink in ("", "none") else [uplink]
+        uplink = self.uplink(net)
+        return [] if uplink is None else [uplink], []
 
     # ------------------------------------------------------------------ create / up
     async def create(self, net: NetworkRecord) -> dict[str, str]:
-        if net.config.get("network", "none") not in ("", "none"):
-            raise InvalidArgument("An uplink (network=) for OVN networks is not supported "
-                                  "yet: use network=none (isolated, with its own gateway)",
-                                  network=net.name)
         out: dict[str, str] = {}
         if net.config.get("ipv4.address", "auto") == "auto":
             out["ipv4.address"] = str(_free_subnet(net.name, await links.call(
@@ -143,7 +161,32 @@ class OvnDriver:
         for key in ("bridge.mtu", "ipv4.dhcp"):
             if key not in net.config:
                 out[key] = {"bridge.mtu": GENEVE_MTU, "ipv4.dhcp": "true"}[key]
+        uplink = self.uplink(net)
+        if uplink is not None:
+            gateway = await self._uplink_gateway(uplink, InvalidArgument)
+            if "ipv4.nat" not in net.config:
+                out["ipv4.nat"] = "true"
+            given = net.config.get("uplink.ipv4.address")
+            if given:
+                if ipaddress.IPv4Address(given) not in gateway.network or \
+                        ipaddress.IPv4Address(given) == gateway.ip:
+                    raise InvalidArgument(f"uplink.ipv4.address {given} is not a host address "
+                                          f"of the uplink's subnet {gateway.network}",
+                                          network=net.name)
+            else:
+                out["uplink.ipv4.address"] = str(_uplink_address(net, gateway))
         return out
+
+    async def _uplink_gateway(self, uplink: str, error: type[Exception]
+                              ) -> ipaddress.IPv4Interface:
+        link = await links.call(links.counters, uplink)
+        if link is None:
+            raise error(f"uplink interface {uplink!r} not found")
+        found = [ipaddress.ip_interface(a) for a in link["addresses"]]
+        v4 = [a for a in found if isinstance(a, ipaddress.IPv4Interface)]
+        if not v4:
+            raise error(f"uplink interface {uplink!r} has no IPv4 address")
+        return v4[0]
 
     async def _connected(self) -> None:
         if not self.nb:
@@ -174,9 +217,64 @@ class OvnDriver:
             ["lsp-set-addresses", lsp, "router"],
             ["lsp-set-options", lsp, f"router-port={lrp}"],
         ]
+        uplink = self.uplink(net)
+        if uplink is not None:
+            commands += await self._uplink_commands(net, uplink, router)
         await nbctl(self.nb, *commands)
         await self._dhcp(net, gateway, mac)
         await self.render_acls(net)
+
+    async def _uplink_commands(self, net: NetworkRecord, uplink: str, router: str
+                               ) -> list[Command]:
+        """Host side: the uplink bridge joined to a provider OVS bridge (a veth pair,
+        offload off on both ends) mapped for OVN (``ovn-bridge-mappings``); OVN side: an
+        external switch with a localnet port, the router's port on it bound to this
+        chassis, a default route to the uplink's address, SNAT unless ipv4.nat=false."""
+        gateway = await self._uplink_gateway(uplink, Unavailable)
+        digest = hashlib.sha256(uplink.encode()).hexdigest()[:8]
+        provider, ovs_end, bridge_end = f"lxup{digest}", f"lxu{digest}a", f"lxu{digest}b"
+        physnet = f"lxctl-{uplink}"
+        try:
+            if not await links.call(links.exists, ovs_end):
+                await links.call(veth.create_pair, ovs_end, bridge_end, None, None, False)
+                await links.call(veth.tx_checksums_off, ovs_end)
+            await links.call(links.enslave, uplink, [bridge_end])
+        except NetlinkError as exc:
+            raise Unavailable(f"cannot join uplink {uplink!r}: {exc.args[-1]}") from None
+        await ovs.ensure_bridge(self.ovs_db, provider)
+        await ovs.add_port(self.ovs_db, provider, ovs_end)
+        mappings = (await ovs.vsctl(self.ovs_db, "--if-exists", "get", "open_vswitch", ".",
+                                    "external_ids:ovn-bridge-mappings")).stdout.decode()
+        have = dict(m.split(":", 1) for m in mappings.strip().strip('"').split(",") if m)
+        if have.get(physnet) != provider:
+            have[physnet] = provider
+            await ovs.set_open_vswitch(self.ovs_db, {"ovn-bridge-mappings": ",".join(
+                f"{k}:{v}" for k, v in sorted(have.items()))})
+        chassis = (await ovs.vsctl(self.ovs_db, "get", "open_vswitch", ".",
+                                   "external_ids:system-id")).stdout.decode().strip().strip('"')
+        ext, lrp = self.switch(net) + "-ext", router + "-ext"
+        address = ipaddress.IPv4Address(net.config["uplink.ipv4.address"])
+        subnet = parse_ipv4(net.config["ipv4.address"]).network
+        commands: list[Command] = [
+            ["--may-exist", "ls-add", ext],
+            ["--may-exist", "lsp-add", ext, ext + "-localnet"],
+            ["lsp-set-type", ext + "-localnet", "localnet"],
+            ["lsp-set-addresses", ext + "-localnet", "unknown"],
+            ["lsp-set-options", ext + "-localnet", f"network_name={physnet}"],
+            ["--if-exists", "lrp-del", lrp],
+            ["lrp-add", router, lrp, stable_mac(net.project, net.name, "uplink"),
+             f"{address}/{gateway.network.prefixlen}"],
+            ["lrp-set-gateway-chassis", lrp, chassis, "1"],
+            ["--may-exist", "lsp-add", ext, ext + "-router"],
+            ["lsp-set-type", ext + "-router", "router"],
+            ["lsp-set-addresses", ext + "-router", "router"],
+            ["lsp-set-options", ext + "-router", f"router-port={lrp}"],
+            ["--may-exist", "lr-route-add", router, "0.0.0.0/0", str(gateway.ip)],
+            ["--may-exist", "lr-nat-add", router, "snat", str(address), str(subnet)]
+            if is_true(net.config.get("ipv4.nat", "true"))
+            else ["--if-exists", "lr-nat-del", router, "snat", str(subnet)],
+        ]
+        return commands
 
     async def _dhcp(self, net: NetworkRecord, gateway: ipaddress.IPv4Interface,
                     mac: str) -> None:
@@ -206,6 +304,7 @@ class OvnDriver:
         switch = self.switch(net)
         rows = await find(self.nb, "dhcp_options", "_uuid", **{"lxctl-switch": switch})
         await nbctl(self.nb, ["--if-exists", "ls-del", switch],
+                    ["--if-exists", "ls-del", switch + "-ext"],
                     ["--if-exists", "lr-del", switch + "-lr"],
                     *(["destroy", "dhcp_options", r[0]] for r in rows))
 
