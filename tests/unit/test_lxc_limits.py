@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from lxctl.errors import InvalidArgument
-from lxctl_plugins.hypervisor.lxc import limits
+from lxctl_plugins.hypervisor.lxc import cgroups, limits
 
 CPUS = [0, 1, 2, 3, 5]
 MEM = 8 * 2**30
@@ -31,3 +34,12 @@ def test_settings_and_defaults() -> None:
     assert full["memory.memsw.limit_in_bytes"] == "-1" and full["pids.max"] == "max"
     quota = limits.settings({"limits.cpu.allowance": "25ms/50ms"}, CPUS, MEM)
     assert (quota["cpu.cfs_quota_us"], quota["cpu.cfs_period_us"]) == ("25000", "50000")
+
+
+def test_a_pid_with_its_start_time_names_one_process() -> None:
+    mine = cgroups.start_time(os.getpid())
+    assert mine is not None and mine.isdigit() and mine == cgroups.start_time(os.getpid())
+    child = subprocess.Popen(["sleep", "0"])
+    child.wait()
+    assert cgroups.start_time(child.pid) is None  # gone: the state is asked of liblxc
+    assert cgroups.frozen("lxt-no-such-cgroup/none") is None

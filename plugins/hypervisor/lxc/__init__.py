@@ -94,6 +94,7 @@ class LxcDriver:
         self.cpus = lxc_limits.host_cpus()
         self.memory = lxc_limits.host_memory()
         self.lxcfs = Lxcfs(ctx.state_dir / "lxcfs.log")
+        self._inits: dict[str, tuple[int, str]] = {}  # running name -> (init pid, start)
 
     @classmethod
     def probe(cls) -> str | None:
@@ -460,13 +461,22 @@ class LxcDriver:
         if not (self._dir(name) / "config").exists():
             return InstanceState("Error")
         if not self._has_cgroup(name):  # stopped: no need to parse its config (list)
+            self._inits.pop(name, None)
             return InstanceState("Stopped", pid=-1)
-        c = self._container(name)
-        status = STATES.get(c.state, "Error")
-        if not full or status in ("Stopped", "Error"):
-            return InstanceState(status, pid=c.init_pid if status != "Stopped" else -1)
-        pid = c.init_pid
         base = f"{self.cgroup_dir}/{name}"
+        known = self._known_state(name, base)
+        if known is not None:
+            status, pid = known
+        else:  # ask liblxc: parses the config and asks the monitor (two round trips)
+            c = self._container(name)
+            status = STATES.get(c.state, "Error")
+            if status in ("Stopped", "Error"):
+                return InstanceState(status, pid=c.init_pid if status != "Stopped" else -1)
+            pid = c.init_pid
+            if status in ("Running", "Frozen"):
+                self._remember_init(name, pid)
+        if not full:
+            return InstanceState(status, pid=pid)
         memory = cgroups.controller("memory") / base
         usage = cgroups.read_int(memory / "memory.usage_in_bytes")
         if usage < 0:
@@ -480,6 +490,25 @@ class LxcDriver:
             cpu={"usage": max(cpu, 0)},
             network=addresses.addresses(pid) if pid > 0 else {},
         )
+
+    def _known_state(self, name: str, base: str) -> tuple[str, int] | None:
+        """Running or Frozen, and the init pid, for a container liblxc was asked about
+        before, as long as that init still lives (its start time tells a reused pid);
+        None: ask liblxc."""
+        known = self._inits.get(name)
+        if known is None:
+            return None
+        pid, started = known
+        frozen = cgroups.frozen(base)
+        if frozen is None or cgroups.start_time(pid) != started:
+            self._inits.pop(name, None)
+            return None
+        return ("Frozen" if frozen else "Running"), pid
+
+    def _remember_init(self, name: str, pid: int) -> None:
+        started = cgroups.start_time(pid) if pid > 0 else None
+        if started is not None:
+            self._inits[name] = (pid, started)
 
     def _has_cgroup(self, name: str) -> bool:
         """False only when the container surely is not running: liblxc makes its cgroup

@@ -39,6 +39,33 @@ def read_int(path: Path) -> int:
         return -1
 
 
+def frozen(relative: str) -> bool | None:
+    """Whether the cgroup's tasks are frozen (v1 freezer or v2 cgroup.events); None
+    when neither can be read."""
+    try:
+        return (ROOT / "freezer" / relative / "freezer.state").read_text().strip() != "THAWED"
+    except OSError:
+        pass
+    for base in (ROOT, ROOT / "unified"):
+        try:
+            events = (base / relative / "cgroup.events").read_text()
+        except OSError:
+            continue
+        return "frozen 1" in events
+    return None
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (field 22 of /proc/PID/stat): with the
+    pid, it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
 def remove(relative: str) -> None:
     """rmdir ``relative`` in every hierarchy, deepest first; busy or absent is fine."""
     for h in hierarchies():
