@@ -164,6 +164,19 @@ def test_ovn_acl_drops_icmp_and_removing_it_restores(
     wait_for(lambda: not _pings(d, "c1", "10.251.61.12"), timeout=10)
     d.ok("network", "unset", "lxtovn1", "security.acls")
     wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the ACL removed
+    d.ok("stop", "c2", "--force")
+    d.ok("config", "device", "set", "c2", "eth0", "security.acls=lxtnoicmp")  # one NIC
+    r = d.cli("network", "acl", "delete", "lxtnoicmp")
+    assert r.returncode == 1 and "in use by /1.0/instances/c2" in r.stderr
+    d.ok("start", "c2")
+    _dhcp(d, "c2")
+    wait_for(lambda: _pings(d, "c2", "10.251.61.1"), timeout=10)  # its egress is allowed
+    assert not _pings(d, "c1", "10.251.61.12")
+    d.ok("stop", "c2", "--force")
+    d.ok("config", "device", "unset", "c2", "eth0", "security.acls")
+    d.ok("start", "c2")
+    _dhcp(d, "c2")
+    wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)
     assert "lxtnoicmp" in d.ok("network", "acl", "list")
     d.ok("network", "acl", "delete", "lxtnoicmp")
     assert ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "acl-list",
@@ -222,3 +235,10 @@ def test_ovn_network_reaches_its_uplink_bridge_through_the_router(
     assert _dhcp(d, "c1").startswith("10.251.64.")
     d.ok("exec", "c1", "--", "ip", "route", "add", "default", "via", "10.251.64.1")
     wait_for(lambda: _pings(d, "c1", "10.251.63.1"), timeout=15)  # the uplink's address
+    d.ok("delete", "--force", "c1")
+    d.ok("network", "delete", "lxtovn3")  # the last user of the uplink: its plumbing goes
+    vsctl = ("ovs-vsctl", f"--db={ovn.ovs}")
+    assert ovn.sh(*vsctl, "list-br").split() == [BRIDGE]
+    assert "ovn-bridge-mappings" not in ovn.sh(*vsctl, "get", "open_vswitch", ".",
+                                                "external_ids")
+    assert "lxu" not in d.sh("ip", "-o", "link").stdout

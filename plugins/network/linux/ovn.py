@@ -202,7 +202,8 @@ class OvnDriver:
         switch, router = self.switch(net), self.switch(net) + "-lr"
         lrp, lsp = router + "-port", switch + "-router"
         mac = stable_mac(net.project, net.name, "router")
-        ids = {"lxctl-network": net.name, "lxctl-project": net.project}
+        ids = {"lxctl-network": net.name, "lxctl-project": net.project,
+               "lxctl-uplink": self.uplink(net) or ""}
         commands: list[Command] = [
             ["--may-exist", "ls-add", switch],
             ["set", "logical_switch", switch, *pairs("external_ids", ids),
@@ -307,9 +308,38 @@ class OvnDriver:
                     ["--if-exists", "ls-del", switch + "-ext"],
                     ["--if-exists", "lr-del", switch + "-lr"],
                     *(["destroy", "dhcp_options", r[0]] for r in rows))
+        await self._release_uplink(self.uplink(net))
 
     async def update(self, net: NetworkRecord, old_config: Mapping[str, str]) -> None:
+        old_uplink = self.uplink(NetworkRecord(net.name, net.type, dict(old_config)))
+        if old_uplink != self.uplink(net) and old_uplink is not None:
+            router = self.switch(net) + "-lr"
+            await nbctl(self.nb, ["--if-exists", "ls-del", self.switch(net) + "-ext"],
+                        ["--if-exists", "lrp-del", router + "-ext"],
+                        ["--if-exists", "lr-route-del", router],
+                        ["--if-exists", "lr-nat-del", router])
         await self.start(net)
+        if old_uplink != self.uplink(net):
+            await self._release_uplink(old_uplink)
+
+    async def _release_uplink(self, uplink: str | None) -> None:
+        """Once no OVN network uses ``uplink``: its provider bridge, veth pair and
+        bridge mapping go."""
+        if uplink is None or await find(self.nb, "logical_switch", "name",
+                                        **{"lxctl-uplink": uplink}):
+            return
+        digest = hashlib.sha256(uplink.encode()).hexdigest()[:8]
+        await ovs.delete_bridge(self.ovs_db, f"lxup{digest}")
+        await links.call(links.delete, f"lxu{digest}a")
+        mappings = (await ovs.vsctl(self.ovs_db, "--if-exists", "get", "open_vswitch", ".",
+                                    "external_ids:ovn-bridge-mappings")).stdout.decode()
+        kept = [m for m in mappings.strip().strip('"').split(",")
+                if m and not m.startswith(f"lxctl-{uplink}:")]
+        if kept:
+            await ovs.set_open_vswitch(self.ovs_db, {"ovn-bridge-mappings": ",".join(kept)})
+        else:
+            await ovs.vsctl(self.ovs_db, "remove", "open_vswitch", ".", "external_ids",
+                            "ovn-bridge-mappings")
 
     async def delete(self, net: NetworkRecord) -> None:
         await self.stop(net)
