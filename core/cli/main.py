@@ -39,9 +39,11 @@ Images, storage, profiles and the daemon:
   profile list|show|create|delete|copy|rename|set|unset|get|edit
   profile device add|remove|set|unset|get|list|show
   profile assign|add|remove INSTANCE PROFILE...
-  network create NAME [KEY=VALUE...] [--type bridge|macvlan]
+  network create NAME [KEY=VALUE...] [--type bridge|macvlan|ovn]
   network list|show|info|delete|rename|set|unset|get|edit|list-leases|list-allocations
   network attach|detach NETWORK INSTANCE [DEVICE]
+  network acl list|show|create|delete|edit NAME; network acl rule add|remove NAME
+    ingress|egress KEY=VALUE...
   monitor                 Print events (--type, --format, --all-projects, --since ID)
   operation list|show|wait|delete   (--all-projects)
   warning list|show|ack|delete      Persistent warnings (--all-projects, --status)
