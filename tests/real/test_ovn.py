@@ -160,8 +160,10 @@ def test_ovn_acl_drops_icmp_and_removing_it_restores(
     d.ok("network", "acl", "rule", "remove", "lxtnoicmp", "ingress", "action=drop")
     wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the rule removed
     d.ok("network", "acl", "rule", "add", "lxtnoicmp", "ingress", "action=drop",
-         "protocol=icmp4")
+         "protocol=icmp4", "state=logged")
     wait_for(lambda: not _pings(d, "c1", "10.251.61.12"), timeout=10)
+    log = ovn.run / "controller.log"  # a logged rule: ovn-controller logs its drops
+    wait_for(lambda: 'name="lxtnoicmp", verdict=drop' in log.read_text(), timeout=5)
     d.ok("network", "unset", "lxtovn1", "security.acls")
     wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the ACL removed
     d.ok("stop", "c2", "--force")

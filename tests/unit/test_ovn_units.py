@@ -22,17 +22,17 @@ def test_acl_rules_render_per_port_with_precedence_and_defaults() -> None:
     acl = NetworkAcl("web", ingress=(
         AclRule("allow", protocol="tcp", destination_port="80,8000-8080",
                 source="10.0.0.0/24,fd00::/64"),
-        AclRule("drop", protocol="icmp4", icmp_type="8"),
+        AclRule("drop", protocol="icmp4", icmp_type="8", state="logged"),
         AclRule("allow", state="disabled")), egress=(AclRule("allow"),))
     out = ovn_acl.render("p1", [acl], "reject", "drop")
     assert out == [
         ("to-lport", 1100, "allow-related",
          'outport == "p1" && tcp && (ip4.src == {10.0.0.0/24} || ip6.src == {fd00::/64})'
-         " && (tcp.dst == 80 || (tcp.dst >= 8000 && tcp.dst <= 8080))"),
-        ("to-lport", 1300, "drop", 'outport == "p1" && icmp4 && icmp4.type == 8'),
-        ("to-lport", 1000, "reject", 'outport == "p1" && ip'),
-        ("from-lport", 1100, "allow-related", 'inport == "p1" && ip'),
-        ("from-lport", 1000, "drop", 'inport == "p1" && ip'),
+         " && (tcp.dst == 80 || (tcp.dst >= 8000 && tcp.dst <= 8080))", ""),
+        ("to-lport", 1300, "drop", 'outport == "p1" && icmp4 && icmp4.type == 8', "web"),
+        ("to-lport", 1000, "reject", 'outport == "p1" && ip', ""),
+        ("from-lport", 1100, "allow-related", 'inport == "p1" && ip', ""),
+        ("from-lport", 1000, "drop", 'inport == "p1" && ip', ""),
     ]
     assert ovn_acl.render("p1", []) == []  # no ACL: the port is left open
 

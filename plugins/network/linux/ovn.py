@@ -441,9 +441,10 @@ class OvnDriver:
         for port, own in sorted(ports.items()):
             names = list(dict.fromkeys(network_acls + own))
             applied = [known[n] for n in names if n in known]
-            for direction, priority, action, match in ovn_acl.render(port, applied,
-                                                                     *defaults):
-                commands.append(["acl-add", switch, direction, str(priority), match, action])
+            for direction, priority, action, match, log in ovn_acl.render(port, applied,
+                                                                          *defaults):
+                commands.append([*(["--log", f"--name={log}"] if log else []), "acl-add",
+                                 switch, direction, str(priority), match, action])
         await nbctl(self.nb, *commands)
 
     # ------------------------------------------------------------------ views

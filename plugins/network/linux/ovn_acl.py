@@ -3,7 +3,8 @@ rules become ``to-lport`` ACLs matching ``outport``, egress rules ``from-lport``
 matching ``inport``. As in Incus, drop wins over reject, reject over allow, whatever
 the order of the rules; IP traffic of a port with ACLs that no rule matches gets the
 default action (``security.acls.default.{ingress,egress}.action``). ``allow`` is
-stateful (replies pass), ARP and other non-IP traffic is never filtered."""
+stateful (replies pass), ARP and other non-IP traffic is never filtered; rules with
+``state=logged`` are logged by ovn-controller under the ACL's name."""
 
 from __future__ import annotations
 
@@ -67,11 +68,12 @@ def rule_match(rule: AclRule) -> str:
 
 
 def render(port: str, acls: Sequence[NetworkAcl], default_ingress: str = "reject",
-           default_egress: str = "reject") -> list[tuple[str, int, str, str]]:
-    """(direction, priority, OVN action, match) for ``port`` under ``acls``."""
+           default_egress: str = "reject") -> list[tuple[str, int, str, str, str]]:
+    """(direction, priority, OVN action, match, log name) for ``port`` under ``acls``;
+    the log name (the ACL's, for rules with state=logged) is "" when not logged."""
     if not acls:
         return []
-    out: list[tuple[str, int, str, str]] = []
+    out: list[tuple[str, int, str, str, str]] = []
     sides = (("to-lport", "outport", "ingress", default_ingress),
              ("from-lport", "inport", "egress", default_egress))
     for direction, field, kind, default in sides:
@@ -81,6 +83,7 @@ def render(port: str, acls: Sequence[NetworkAcl], default_ingress: str = "reject
                 if rule.state == "disabled":
                     continue
                 out.append((direction, PRIORITY[rule.action], OVN_ACTION[rule.action],
-                            f"{where} && {rule_match(rule)}"))
-        out.append((direction, DEFAULT_PRIORITY, OVN_ACTION[default], f"{where} && ip"))
+                            f"{where} && {rule_match(rule)}",
+                            acl.name if rule.state == "logged" else ""))
+        out.append((direction, DEFAULT_PRIORITY, OVN_ACTION[default], f"{where} && ip", ""))
     return list(dict.fromkeys(out))
