@@ -121,6 +121,21 @@ class Networks:
         self._plugged.setdefault(inst.key, []).append((rec, nic))
         return nic
 
+    def plugged(self, inst: InstanceRecord, device: str) -> NicDevice | None:
+        """The NIC ``plug`` made for the instance's device (the latest), if any."""
+        found = [nic for _, nic in self._plugged.get(inst.key, []) if nic.name == device]
+        return found[-1] if found else None
+
+    async def unplug(self, inst: InstanceRecord, nic: NicDevice) -> None:
+        """Undo the ``plug`` that made ``nic`` (a NIC hot-unplugged, or one whose
+        hot-plug failed)."""
+        entries = self._plugged.get(inst.key, [])
+        for i, (rec, known) in enumerate(entries):
+            if known is nic:
+                del entries[i]
+                await self.drivers.network(rec.type).unplug(rec, inst, nic)
+                return
+
     async def unplug_all(self, inst: InstanceRecord) -> None:
         """After the instance stopped: undo every ``plug`` done for it."""
         for rec, nic in self._plugged.pop(inst.key, []):

@@ -232,3 +232,41 @@ def test_macvlan_network_on_a_vlan(netns_daemon: NetnsDaemon) -> None:
     d.ok("delete", "--force", "c1")
     d.ok("network", "delete", "lxtmv1")
     assert d.sh("ip", "link", "show", "lxtp1.10").returncode != 0
+
+
+def _links(d: NetnsDaemon, *args: str) -> str:
+    return d.sh("ip", "-o", "link", "show", *args).stdout
+
+
+def test_nic_hotplug_into_a_running_container(netns_daemon: NetnsDaemon) -> None:
+    """config device add / network attach on a running container put a new veth end in
+    its namespace (name, MAC, MTU, up); remove takes it out; a failed one leaves
+    nothing; the NICs are there again at the next start."""
+    d = netns_daemon
+    d.ok("network", "create", "lxtbr3", "ipv4.address=10.251.43.1/24", "ipv4.nat=false")
+    d.ok("init", "bb", "c1")
+    d.ok("start", "c1")
+    d.ok("config", "device", "add", "c1", "eth1", "nic", "network=lxtbr3", "name=eth1",
+         "mtu=1400", "hwaddr=02:00:0a:fb:2b:0b", "host_name=lxtvh3")
+    inside = d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth1")
+    assert "mtu 1400" in inside and "02:00:0a:fb:2b:0b" in inside and ",UP" in inside
+    assert "master lxtbr3" in _links(d, "lxtvh3") and "mtu 1400" in _links(d, "lxtvh3")
+    d.ok("file", "push", "-", "c1/udhcpc.sh", "--mode", "0755", input=UDHCPC)
+    d.ok("exec", "c1", "--", "udhcpc", "-i", "eth1", "-f", "-q", "-n", "-t", "5", "-T",
+         "1", "-s", "/udhcpc.sh")
+    d.ok("exec", "c1", "--", "ping", "-c", "1", "-W", "2", "10.251.43.1")
+    d.ok("network", "attach", "lxtbr3", "c1", "eth2")
+    assert "eth2" in d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth2")
+    ports = _links(d, "master", "lxtbr3")
+    r = d.cli("config", "device", "add", "c1", "eth3", "nic", "network=lxtbr3", "name=eth1")
+    assert r.returncode == 1 and "already has an interface 'eth1'" in r.stderr
+    assert _links(d, "master", "lxtbr3") == ports  # nothing left of the failed one
+    assert "eth3" not in d.ok("config", "device", "list", "c1")
+    d.ok("config", "device", "remove", "c1", "eth1")
+    r = d.cli("exec", "c1", "--", "ip", "link", "show", "eth1")
+    assert r.returncode != 0 and "lxtvh3" not in _links(d)
+    d.ok("restart", "c1", "--force")
+    assert "eth2" in d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth2")
+    d.ok("network", "detach", "lxtbr3", "c1", "eth2")
+    assert d.cli("exec", "c1", "--", "ip", "link", "show", "eth2").returncode != 0
+    assert _links(d, "master", "lxtbr3") == ""

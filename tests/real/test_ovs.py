@@ -118,6 +118,22 @@ def test_ovs_bridge_dhcp_and_vlans_isolate(ovs_daemon: tuple[NetnsDaemon, Privat
     got = d.ok("exec", "c1", "--", "timeout", "10", "sh", "-c",
                "sleep 2 | nc 192.168.77.12 8080 | wc -c")
     assert got.strip() == "200000"
+    # hot-plug into a running container: an OVS port tagged 100, then taken out again
+    d.ok("init", "bb", "c4")
+    d.ok("start", "c4")
+    d.ok("config", "device", "add", "c4", "eth0", "nic", "network=lxtvbr0", "vlan=100",
+         "mtu=1400")
+    assert "mtu 1400" in d.ok("exec", "c4", "--", "ip", "-o", "link", "show", "eth0")
+    port = (set(ovs.vsctl("list-ports", "lxtvbr0").split()) - set(ports)).pop()
+    assert ovs.vsctl("get", "port", port, "tag") == "100"
+    d.ok("exec", "c4", "--", "ip", "addr", "add", "192.168.77.14/24", "dev", "eth0")
+    wait_for(lambda: _pings(d, "c4", "192.168.77.11"), timeout=10)
+    assert not _pings(d, "c4", "192.168.77.13")
+    d.ok("config", "device", "remove", "c4", "eth0")
+    assert d.cli("exec", "c4", "--", "ip", "link", "show", "eth0").returncode != 0
+    assert sorted(ovs.vsctl("list-ports", "lxtvbr0").split()) == sorted(ports)
+    assert d.sh("ip", "link", "show", port).returncode != 0  # the pair is gone
+    d.ok("delete", "--force", "c4")
     d.ok("stop", "--force", *plain)
     assert ovs.vsctl("list-ports", "lxtvbr0") == ""
     d.ok("delete", *plain)

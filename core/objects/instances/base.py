@@ -17,7 +17,7 @@ import structlog
 
 from lxctl.config.schema import ConfigSchema
 from lxctl.config.units import parse_size
-from lxctl.drivers.devices import Device, MountedVolume
+from lxctl.drivers.devices import Device, MountedVolume, NicDevice
 from lxctl.drivers.hypervisor import HypervisorDriver, InstanceState
 from lxctl.drivers.registry import Drivers
 from lxctl.drivers.storage import StorageDriver, Volume
@@ -134,14 +134,30 @@ class InstanceBase:
         outgoing = {n: old[n] for n in names if n in old}
         incoming = {n: new[n] for n in names if n in new}
         unused_root = MountedVolume(Path("/"))
-        gone = await device_rules.resolve(rec, outgoing, unused_root, self.networks.plug)
-        coming = await device_rules.resolve(rec, incoming, unused_root, self.networks.plug)
+        plugged: list[NicDevice] = []  # NICs plugged for this change (network side)
+
+        async def current(inst: InstanceRecord, name: str, conf: Mapping[str, str]
+                          ) -> NicDevice:
+            return self.networks.plugged(inst, name) or await plug(inst, name, conf)
+
+        async def plug(inst: InstanceRecord, name: str, conf: Mapping[str, str]
+                       ) -> NicDevice:
+            nic = await self.networks.plug(inst, name, conf)
+            plugged.append(nic)
+            return nic
+
+        gone = await device_rules.resolve(rec, outgoing, unused_root, current)
         done_out: list[Device] = []
         done_in: list[Device] = []
         try:
             for device in reversed(gone):  # children before their parents
                 await hypervisor.hot_unplug(rec, device)
                 done_out.append(device)
+            for device in gone:  # the NICs' host side goes before a changed one returns
+                if isinstance(device, NicDevice):
+                    await self.networks.unplug(rec, device)
+            del plugged[:]
+            coming = await device_rules.resolve(rec, incoming, unused_root, plug)
             for device in coming:
                 await hypervisor.hotplug(rec, device)
                 done_in.append(device)
@@ -149,9 +165,25 @@ class InstanceBase:
             with shielded(f"Restoring the devices of {rec.name}"):
                 for device in reversed(done_in):
                     await _quietly(hypervisor.hot_unplug(rec, device))
-                for device in reversed(done_out):
-                    await _quietly(hypervisor.hotplug(rec, device))
+                for nic in reversed(plugged):
+                    await _quietly(self.networks.unplug(rec, nic))
+                await _quietly(self._restore(rec, hypervisor, done_out, outgoing))
             raise
+
+    async def _restore(self, rec: InstanceRecord, hypervisor: HypervisorDriver,
+                       devices: list[Device],
+                       configs: Mapping[str, dict[str, str]]) -> None:
+        """Put hot-unplugged devices back (their NICs plugged again where released)."""
+        names = {d.name for d in devices}
+        for device in await device_rules.resolve(
+                rec, {n: c for n, c in configs.items() if n in names},
+                MountedVolume(Path("/")), self._replug):
+            await _quietly(hypervisor.hotplug(rec, device))
+
+    async def _replug(self, inst: InstanceRecord, name: str, conf: Mapping[str, str]
+                      ) -> NicDevice:
+        return self.networks.plugged(inst, name) or await self.networks.plug(
+            inst, name, conf)
 
 
     # ------------------------------------------------------------------ operations

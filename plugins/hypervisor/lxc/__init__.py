@@ -38,6 +38,7 @@ from lxctl.public import (
     InvalidArgument,
     InvalidState,
     MountedVolume,
+    NicDevice,
     NotFound,
     ProxyDevice,
     Scope,
@@ -51,7 +52,7 @@ from lxctl.public import (
     spawn_service,
 )
 
-from . import addresses, cgroups
+from . import addresses, cgroups, nics
 from . import config as lxc_config
 from . import exec as lxc_exec
 from . import files as lxc_files
@@ -347,10 +348,14 @@ class LxcDriver:
         return info
 
     # ------------------------------------------------------------------ hot-plug
-    async def _inject(self, inst: InstanceRecord, *args: str) -> None:
+    async def _pid(self, inst: InstanceRecord) -> int:
         pid = (await self._thread(self._state, inst.qualified_name, False)).pid
         if pid <= 0:
             raise InvalidState(f"Instance {inst.name!r} is not running", instance=inst.name)
+        return pid
+
+    async def _inject(self, inst: InstanceRecord, *args: str) -> None:
+        pid = await self._pid(inst)
         outcome = await run([sys.executable, "-I", INJECT, args[0], str(pid), *args[1:]],
                             check=False, timeout=30)
         if not outcome.ok:
@@ -375,6 +380,8 @@ class LxcDriver:
                                *self._root_owner(inst))
         elif isinstance(device, ProxyDevice):
             await self._start_proxy(inst, device)
+        elif isinstance(device, NicDevice):
+            await nics.hotplug(await self._pid(inst), device)
         else:
             raise InvalidArgument(f"The lxc driver cannot add {device.type} devices live")
 
@@ -388,6 +395,8 @@ class LxcDriver:
                                {"devices.deny": lxc_config.device_rule(device)})
         elif isinstance(device, ProxyDevice):
             await self._thread(self._stop_proxies, inst.qualified_name, device.name)
+        elif isinstance(device, NicDevice):
+            await nics.hot_unplug(await self._pid(inst), device)
         else:
             raise InvalidArgument(f"The lxc driver cannot remove {device.type} devices live")
 

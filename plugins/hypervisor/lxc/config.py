@@ -29,8 +29,9 @@ APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 CONSOLE_LOG = "console.log"
 CONSOLE_SIZE = "1MB"  # the ring buffer and the log file's cap (one rotated copy kept)
 DEVICE_TYPES = frozenset({"disk", "nic", "unix-char", "unix-block", "proxy"})
-# disks and unix devices by mount injection, proxies by starting their forwarder
-HOTPLUG_TYPES = frozenset({"disk", "unix-char", "unix-block", "proxy"})
+# disks and unix devices by mount injection, proxies by starting their forwarder, NICs
+# by moving an interface into the network namespace (nics)
+HOTPLUG_TYPES = frozenset({"disk", "unix-char", "unix-block", "proxy", "nic"})
 
 
 def cgroup_prefix(daemon_id: str) -> str:
