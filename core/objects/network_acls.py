@@ -128,6 +128,7 @@ class NetworkAcls:
                                [check_rule(r) for r in egress or []], dict(config or {}),
                                description, project)
         await self.store.write(lambda t: t.network_acl_create(rec))
+        await self.sync(project)  # known to the drivers before a NIC names it
         self.bus.publish(lifecycle("network-acl-created", source(rec), project=project))
         return rec
 

@@ -167,8 +167,12 @@ def test_ovn_acl_drops_icmp_and_removing_it_restores(
     d.ok("network", "unset", "lxtovn1", "security.acls")
     wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)  # the ACL removed
     d.ok("stop", "c2", "--force")
-    d.ok("config", "device", "set", "c2", "eth0", "security.acls=lxtnoicmp")  # one NIC
-    r = d.cli("network", "acl", "delete", "lxtnoicmp")
+    d.ok("network", "acl", "create", "lxtnoicmp2")  # named by one NIC only
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp2", "ingress", "action=drop",
+         "protocol=icmp4")
+    d.ok("network", "acl", "rule", "add", "lxtnoicmp2", "egress", "action=allow")
+    d.ok("config", "device", "set", "c2", "eth0", "security.acls=lxtnoicmp2")
+    r = d.cli("network", "acl", "delete", "lxtnoicmp2")
     assert r.returncode == 1 and "in use by /1.0/instances/c2" in r.stderr
     d.ok("start", "c2")
     _dhcp(d, "c2")
@@ -179,8 +183,8 @@ def test_ovn_acl_drops_icmp_and_removing_it_restores(
     d.ok("start", "c2")
     _dhcp(d, "c2")
     wait_for(lambda: _pings(d, "c1", "10.251.61.12"), timeout=10)
-    assert "lxtnoicmp" in d.ok("network", "acl", "list")
-    d.ok("network", "acl", "delete", "lxtnoicmp")
+    assert "lxtnoicmp2" in d.ok("network", "acl", "list")
+    d.ok("network", "acl", "delete", "lxtnoicmp", "lxtnoicmp2")
     assert ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "acl-list",
                   _switch(ovn, "lxtovn1")).strip() == ""
 
