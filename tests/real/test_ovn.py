@@ -109,6 +109,11 @@ def test_ovn_network_dhcp_ping(ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> No
     leases = {x["hostname"]: x["address"] for x in json.loads(
         d.ok("network", "list-leases", "lxtovn0", "-f", "json"))}
     assert leases.get("c1") == ip1 and leases.get("c2") == ip2
+    d.ok("network", "attach", "lxtovn0", "c1", "eth1")  # hot-plugged while it runs
+    assert "mtu 1442" in d.ok("exec", "c1", "--", "ip", "-o", "link", "show", "eth1")
+    assert len(ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split()) == 3
+    d.ok("network", "detach", "lxtovn0", "c1", "eth1")
+    assert len(ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split()) == 2
     d.ok("stop", "c1", "c2", "--force")
     assert ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split() == []
 
