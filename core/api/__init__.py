@@ -20,6 +20,7 @@ from lxctl.api import (
     rpc,
     server,
     storage,
+    storage_volumes,
     streams,
     warnings,
 )
@@ -34,6 +35,7 @@ MODULES: tuple[ModuleType, ...] = (
     events,
     files,
     storage,
+    storage_volumes,
     profiles,
     projects,
     networks,

@@ -35,7 +35,10 @@ Instances:
 
 Images, storage, profiles and the daemon:
   image build|import|list|show|delete
-  storage list
+  storage create POOL DRIVER [KEY=VALUE...]; storage list|show|info|delete|set|unset|get|edit
+  storage volume create|delete|list|show|info|get|set|unset|edit|rename POOL VOLUME
+  storage volume copy|move POOL/VOL POOL/VOL; attach POOL VOL INSTANCE [DEVICE] PATH
+  storage volume detach POOL VOL INSTANCE; snapshot create|restore|delete|list POOL VOL
   profile list|show|create|delete|copy|rename|set|unset|get|edit
   profile device add|remove|set|unset|get|list|show
   profile assign|add|remove INSTANCE PROFILE...

@@ -41,6 +41,7 @@ _KEYS: dict[str, set[str]] = {
     "proxy": {"listen", "connect", "bind", "nat"},
 }
 
+MountCustom = Callable[[Mapping[str, str]], Awaitable[MountedVolume]]
 PlugNic = Callable[[InstanceRecord, str, Mapping[str, str]], Awaitable[NicDevice]]
 
 
@@ -202,15 +203,27 @@ def _unix(name: str, conf: Mapping[str, str]) -> UnixDevice:
 
 
 async def resolve(inst: InstanceRecord, devices: Mapping[str, Any], root: MountedVolume,
-                  plug_nic: PlugNic) -> list[Device]:
+                  plug_nic: PlugNic, mount_custom: MountCustom | None = None
+                  ) -> list[Device]:
     """Typed devices for a start: the root disk first, then by path, so that a mount
-    comes before the mounts inside it (``/srv`` before ``/srv/data``)."""
+    comes before the mounts inside it (``/srv`` before ``/srv/data``). A disk with
+    ``pool=`` other than the root is a custom volume, mounted by ``mount_custom``
+    (None: refused, as on a running instance)."""
     out: list[Device] = []
     for name, conf in sorted(devices.items(), key=lambda item: (
             item[1].get("path") != "/", item[1].get("path") or "", item[0])):
         dtype = conf["type"]
         if dtype == "disk":
-            src = root if conf["path"] == "/" else MountedVolume(Path(conf["source"]))
+            if conf["path"] == "/":
+                src = root
+            elif "pool" in conf:
+                if mount_custom is None:
+                    raise InvalidState(f"Device {name!r}: storage volume {conf['source']!r}"
+                                       " is attached or detached while the instance is "
+                                       "stopped", device=name)
+                src = await mount_custom(conf)
+            else:
+                src = MountedVolume(Path(conf["source"]))
             out.append(DiskDevice(name, conf["path"], src, is_true(conf.get("readonly")),
                                   conf.get("required", "true") != "false"))
         elif dtype == "nic":

@@ -9,8 +9,10 @@ Unavailable (degraded start, see ``kernel/availability``), not fatal.
 
 from __future__ import annotations
 
+import builtins
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import cast
 
 import trio
@@ -28,18 +30,18 @@ from lxctl.drivers.storage import (
     Volume,
     VolumeType,
 )
-from lxctl.errors import InvalidArgument
+from lxctl.errors import AlreadyExists, InvalidArgument, InvalidState
 from lxctl.kernel.availability import Availability
-from lxctl.kernel.events import EventBus, lifecycle
+from lxctl.kernel.events import SERVER_WIDE, EventBus, source_path
 from lxctl.objects.names import check_object_name
 from lxctl.state.records import PoolRecord, VolumeRecord
-from lxctl.state.store import StateStore
+from lxctl.state.store import StateStore, Tables
 
 KIND = "storage-pool"
 
 
 def source(name: str) -> str:
-    return f"/1.0/storage-pools/{name}"
+    return source_path("storage-pools", name, project=SERVER_WIDE)
 
 
 class Pools:
@@ -65,10 +67,17 @@ class Pools:
 
     async def create(self, name: str, driver_name: str, config: dict[str, str],
                      description: str = "") -> PoolRecord:
+        """A new pool, made by its driver; refused with nothing made for an invalid or
+        taken name, keys the driver does not declare, or a source that does not exist
+        or lies inside another pool."""
         check_object_name("storage pool", name)
         driver = self.drivers.storage(driver_name)
-        self.schema.check(Scope.POOL, config, owners=[f"storage:{driver_name}"],
-                          what=f"a {driver_name} pool")
+        self.check_config(driver.info, config)
+        existing = await self.list()
+        if any(p.name == name for p in existing):
+            raise AlreadyExists(f"Storage pool {name!r} already exists", pool=name)
+        if config.get("source"):
+            await trio.to_thread.run_sync(self._check_source, config, existing)
         rec = PoolRecord(name, driver_name, dict(config), description)
         rec.config.update(await driver.create_pool(rec))
         try:
@@ -78,8 +87,91 @@ class Pools:
                 await driver.delete_pool(rec)
             raise
         await self.availability.add(KIND, name, self._mounter(rec), source(name))
-        self.bus.publish(lifecycle("storage-pool-created", source(name)))
+        self.bus.emit("storage-pool-created", source(name), project=SERVER_WIDE)
         return rec
+
+    def check_config(self, info: StorageInfo, config: Mapping[str, str]) -> None:
+        """Pool keys: declared, valid, and declared by this driver (``size`` on dir and
+        ``zfs.*`` on btrfs are refused)."""
+        declared = {k: v for k, v in config.items() if not k.startswith("user.")}
+        self.schema.check(Scope.POOL, declared, owners=[f"storage:{info.name}"],
+                          what=f"a {info.name} pool")
+        own = {k.name for k in info.pool_keys}
+        for key in config:
+            if key not in own and not key.startswith(("volatile.", "user.")):
+                raise InvalidArgument(f"Config key {key!r} is not supported by the "
+                                      f"{info.name} storage driver", key=key)
+
+    def _check_source(self, config: Mapping[str, str], existing: list[PoolRecord]) -> None:
+        """A source that exists (or whose directory exists, for a loop file or a dir
+        pool's new directory) and is not inside another pool (blocking)."""
+        src = config["source"]
+        path = Path(src)
+        if not path.is_absolute():
+            raise InvalidArgument(f"source {src!r} must be an absolute path", source=src)
+        if not path.exists() and (src.startswith("/dev/") or not path.parent.is_dir()):
+            raise InvalidArgument(f"source {src} does not exist", source=src)
+        real = path.resolve()
+        for other in existing:
+            roots = [self.drivers.ctx.state_dir / "storage-pools" / other.name]
+            if other.config.get("source"):
+                roots.append(Path(other.config["source"]))
+            for root in roots:
+                root = root.resolve()
+                if real == root or root in real.parents:
+                    raise InvalidArgument(f"source {src} is inside storage pool "
+                                          f"{other.name!r}", source=src, pool=other.name)
+
+    async def used_by(self, name: str) -> builtins.list[str]:
+        """Incus-style paths of what uses the pool: instances, custom volumes, profiles."""
+        def read(t: Tables) -> builtins.list[str]:
+            out = []
+            for vol in t.volume_list(name, None):
+                kind = "instances" if vol.type in ("container", "virtual-machine") \
+                    else "storage-pools/" + name + "/volumes/" + vol.type
+                out.append(source_path(*kind.split("/"), vol.name, project=vol.project))
+            for project in t.project_list():
+                for prof in t.profile_list(project.name):
+                    if any(d.get("type") == "disk" and d.get("pool") == name
+                           for d in prof.devices.values()):
+                        out.append(source_path("profiles", prof.name, project=project.name))
+            return out
+
+        return await self.store.read(read)
+
+    async def update(self, name: str, config: dict[str, str],
+                     description: str | None = None) -> PoolRecord:
+        """Replace the pool's config (as Incus's PUT); ``source``, ``size`` and the
+        driver's volatile keys cannot change once it is made."""
+        rec, driver = await self.get(name)
+        kept = {k: v for k, v in rec.config.items() if k.startswith("volatile.")}
+        given = {k: v for k, v in config.items() if not k.startswith("volatile.")}
+        self.check_config(driver.info, given)
+        new = {**given, **kept}
+        for key in ("source", "size"):
+            if new.get(key) != rec.config.get(key):
+                raise InvalidArgument(f"Config key {key!r} of storage pool {name!r} cannot "
+                                      "be changed", key=key, pool=name)
+        changed = PoolRecord(name, rec.driver, new,
+                             rec.description if description is None else description)
+        await self.store.write(lambda t: t.pool_update(changed))
+        self.bus.emit("storage-pool-updated", source(name), project=SERVER_WIDE)
+        return changed
+
+    async def delete(self, name: str) -> None:
+        """Delete the pool and everything of it on disk; refused (naming them) while
+        instances, volumes or profiles use it."""
+        rec = await self.store.read(lambda t: t.pool_get(name))
+        users = await self.used_by(name)
+        if users:
+            raise InvalidState(f"Storage pool {name!r} is in use by " + ", ".join(users),
+                               pool=name, used_by=users)
+        driver = self.drivers.storage(rec.driver)
+        if self.availability.is_available(KIND, name):
+            await driver.delete_pool(rec)
+        self.availability.remove(KIND, name)
+        await self.store.write(lambda t: t.pool_delete(name))
+        self.bus.emit("storage-pool-deleted", source(name), project=SERVER_WIDE)
 
     async def bring_up_all(self) -> None:
         """Mount every pool; one that fails is Unavailable and retried in the background."""

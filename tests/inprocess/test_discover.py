@@ -90,7 +90,7 @@ async def test_discover_describes_every_method_and_a_generated_client_reads_them
         warning = await d.app.warnings.raise_("Test", "a test warning")
         op = (await c.call("operation.list", all_projects=True) or [None])[0]
         args: dict[str, Any] = {"name": "c1", "image": "img", "uuid": warning.uuid,
-                                "instance": "c1", "path": "/"}
+                                "instance": "c1", "path": "/", "pool": "default"}
         by_method = {"project.get": {"name": "default"}, "profile.get": {"name": "default"},
                      "instance.console_log": {"name": "c1"}}
         api = GeneratedClient(doc, c)

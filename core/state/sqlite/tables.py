@@ -247,6 +247,25 @@ class SQLiteTables:
                              r["location"], r["created_at"])
                 for r in self.db.execute(sql + " ORDER BY project, pool, type, name", args)]
 
+    def pool_update(self, rec: PoolRecord) -> None:
+        self.pool_get(rec.name)
+        self.db.execute("UPDATE storage_pools SET config=?, description=? WHERE name=?",
+                        (_dumps(rec.config), rec.description, rec.name))
+
+    def volume_get(self, project: str, pool: str, type: str, name: str) -> VolumeRecord:
+        for rec in self.volume_list(pool, project):
+            if rec.type == type and rec.name == name:
+                return rec
+        raise NotFound(f"Storage volume {name!r} not found on pool {pool!r}{_in(project)}",
+                       pool=pool, volume=name)
+
+    def volume_update(self, rec: VolumeRecord) -> None:
+        self.volume_get(rec.project, rec.pool, rec.type, rec.name)
+        self.db.execute("UPDATE storage_volumes SET config=?, description=? WHERE project=? "
+                        "AND pool=? AND type=? AND name=?",
+                        (_dumps(rec.config), rec.description, rec.project, rec.pool,
+                         rec.type, rec.name))
+
     def volume_delete(self, project: str, pool: str, type: str, name: str) -> None:
         self.db.execute("DELETE FROM storage_volumes WHERE project=? AND pool=? AND type=? "
                         "AND name=?", (project, pool, type, name))
