@@ -49,6 +49,8 @@ class NicDevice:
     mode: str | None = None  # macvlan mode (bridge, vepa, ...)
     ipv4_address: str | None = None  # static addresses the hypervisor may set itself
     ipv6_address: str | None = None
+    limits_ingress: int | None = None  # bit/s into the instance (shaped on the host end)
+    limits_egress: int | None = None  # bit/s out of the instance (policed on the host end)
 
 
 @dataclass(frozen=True)

@@ -270,3 +270,48 @@ def test_nic_hotplug_into_a_running_container(netns_daemon: NetnsDaemon) -> None
     d.ok("network", "detach", "lxtbr3", "c1", "eth2")
     assert d.cli("exec", "c1", "--", "ip", "link", "show", "eth2").returncode != 0
     assert _links(d, "master", "lxtbr3") == ""
+
+
+def test_nic_limits_on_the_host_end(netns_daemon: NetnsDaemon) -> None:
+    """limits.ingress is a tbf root qdisc on the NIC's host end (at start and at
+    hot-plug); limits.egress an ingress police filter where the kernel has tc
+    policing, else a clear refusal (next test); a bad bandwidth is refused."""
+    d = netns_daemon
+    d.ok("network", "create", "lxtbr4", "ipv4.address=10.251.44.1/24", "ipv4.nat=false")
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtbr4", "c1", "eth0")
+    d.ok("config", "device", "set", "c1", "eth0", "host_name=lxtvh4",
+         "limits.ingress=10Mbit")
+    d.ok("start", "c1")
+    qdisc = d.sh("tc", "qdisc", "show", "dev", "lxtvh4").stdout
+    assert "tbf 1: root" in qdisc and "rate 10Mbit" in qdisc
+    d.ok("config", "device", "add", "c1", "eth1", "nic", "network=lxtbr4", "name=eth1",
+         "host_name=lxtvh5", "limits.ingress=512kbit")
+    assert "rate 512Kbit" in d.sh("tc", "qdisc", "show", "dev", "lxtvh5").stdout
+    r = d.cli("config", "device", "add", "c1", "eth2", "nic", "network=lxtbr4",
+              "name=eth2", "limits.ingress=fast")
+    assert r.returncode == 1 and "is not a bandwidth" in r.stderr
+
+
+def test_nic_egress_limit_is_policed(netns_daemon: NetnsDaemon) -> None:
+    """Where the kernel lacks tc policing (probed with tc on a veth of the test's own)
+    the start is refused, naming it, and the container stays stopped."""
+    d = netns_daemon
+    d.ok("network", "create", "lxtbr4", "ipv4.address=10.251.44.1/24", "ipv4.nat=false")
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtbr4", "c1", "eth0")
+    d.ok("config", "device", "set", "c1", "eth0", "host_name=lxtvh4", "limits.egress=2Mbit")
+    d.sh("ip", "link", "add", "lxtpol0", "type", "veth", "peer", "name", "lxtpol1")
+    d.sh("tc", "qdisc", "add", "dev", "lxtpol0", "ingress")
+    police = d.sh("tc", "filter", "add", "dev", "lxtpol0", "parent", "ffff:", "protocol",
+                  "all", "u32", "match", "u32", "0", "0", "police", "rate", "2mbit", "burst",
+                  "16k", "drop")
+    d.sh("ip", "link", "del", "lxtpol0")
+    r = d.cli("start", "c1")
+    if police.returncode != 0:
+        assert r.returncode == 1 and "limits.egress needs tc policing" in r.stderr
+        assert d.states()["c1"] == "STOPPED"
+        pytest.skip("tc policing (cls_u32, act_police) not in this kernel")
+    assert r.returncode == 0, r.stderr
+    shown = d.sh("tc", "filter", "show", "dev", "lxtvh4", "parent", "ffff:").stdout
+    assert "police" in shown and "rate 2Mbit" in shown

@@ -199,6 +199,8 @@ class LxcDriver:
             for device in devices:
                 if isinstance(device, ProxyDevice):
                     await self._start_proxy(inst, device)
+                elif isinstance(device, NicDevice):
+                    await self._thread(nics.set_limits, device)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.stop(inst, timeout=0, force=True)

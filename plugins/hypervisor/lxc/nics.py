@@ -54,6 +54,7 @@ async def hotplug(pid: int, nic: NicDevice) -> None:
         if not out.ok:
             raise DriverError(f"Device {nic.name!r}: cannot set it up in the container: "
                               f"{out.tail()}", device=nic.name)
+        await trio.to_thread.run_sync(set_limits, nic)
     except BaseException:
         with trio.CancelScope(shield=True):
             await hot_unplug(pid, nic, moved)
@@ -127,3 +128,53 @@ def _delete(ifname: str) -> bool:
             return False
         ipr.link("del", index=idx)
         return True
+
+
+LATENCY_US = 50_000  # tbf: how long a packet may wait
+INGRESS = 0xFFFF0000  # the ingress qdisc's handle (ffff:)
+TC_H_ROOT = 0xFFFFFFFF
+
+
+def set_limits(nic: NicDevice) -> None:
+    """``limits.ingress``/``limits.egress`` on the NIC's host end, as Incus sets them:
+    traffic into the instance is shaped (tbf as the host end's root qdisc), traffic out
+    of it policed (an ingress qdisc with a u32 police filter that drops the excess).
+    Nothing to do without limits or a host end."""
+    if not nic.host_name or (nic.limits_ingress is None and nic.limits_egress is None):
+        return
+    with IPRoute() as ipr:
+        idx = _index(ipr, nic.host_name)
+        if idx is None:
+            raise DriverError(f"Device {nic.name!r}: host interface {nic.host_name!r} not "
+                              "found for its limits", device=nic.name)
+        if nic.limits_ingress is not None:
+            rate = max(nic.limits_ingress // 8, 1)
+            _quiet_del(ipr, "tbf", idx, root=True)
+            ipr.tc("add", "tbf", index=idx, handle="1:", rate=rate,
+                   burst=max(rate // 10, 16 * 1024), latency=LATENCY_US)
+        if nic.limits_egress is not None:
+            rate = max(nic.limits_egress // 8, 1)
+            _quiet_del(ipr, "ingress", idx, root=False)
+            ipr.tc("add", "ingress", index=idx, handle=INGRESS)
+            try:
+                ipr.tc("add-filter", "u32", index=idx, handle=0, parent=INGRESS, prio=1,
+                       protocol=0x0300,  # ETH_P_ALL, network order
+                       target=0x10020, keys=["0x0/0x0+0"], rate=rate,
+                       burst=max(rate // 10, 16 * 1024), action="drop")
+            except NetlinkError as exc:
+                _quiet_del(ipr, "ingress", idx, root=False)
+                raise DriverError(
+                    f"Device {nic.name!r}: limits.egress needs tc policing (the u32 "
+                    f"classifier and police action), which this kernel lacks: "
+                    f"{exc.args[-1]}", device=nic.name) from None
+
+
+def _quiet_del(ipr: Any, kind: str, idx: int, *, root: bool) -> None:
+    """Delete the root (``root``) or ingress qdisc, if there is one."""
+    try:
+        if root:
+            ipr.tc("del", index=idx, handle="1:", parent=TC_H_ROOT)
+        else:
+            ipr.tc("del", kind, index=idx, handle=INGRESS)
+    except NetlinkError:
+        pass  # none there

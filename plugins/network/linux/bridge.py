@@ -12,6 +12,7 @@ naming it, where the kernel lacks it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import re
@@ -285,6 +286,8 @@ class BridgeDriver:
                 f"Device {device!r}: vlan= on a Linux bridge needs the kernel's 802.1Q VLAN "
                 "filtering (CONFIG_VLAN_8021Q / BRIDGE_VLAN_FILTERING), which this kernel "
                 "lacks; use bridge.driver=openvswitch", device=device)
+        limits = {k: parse_bitrate(device, k, config[k])
+                  for k in ("limits.ingress", "limits.egress") if config.get(k)}
         hwaddr = config.get("hwaddr") or stable_mac(inst.project, inst.name, device)
         mtu = config.get("mtu") or net.config.get("bridge.mtu")
         if gateway is not None:
@@ -292,18 +295,23 @@ class BridgeDriver:
             await trio.to_thread.run_sync(dnsmasq.write_host, path, hwaddr, address,
                                           inst.name)
         host = config.get("host_name") or host_veth(inst, device)
-        if _is_ovs(net):
-            peer = ovs_bridge.peer_name(host)
+        nic = NicDevice(name=device, kind="veth", link=net.name, host_name=host,
+                        hwaddr=hwaddr, mtu=int(mtu) if mtu else None, vlan=vlan,
+                        name_in_instance=config.get("name", device),
+                        limits_ingress=limits.get("limits.ingress"),
+                        limits_egress=limits.get("limits.egress"))
+        if not _is_ovs(net):
+            return nic
+        peer = ovs_bridge.peer_name(host)
+        try:
             await ovs_bridge.plug(self.ovs_db, net.name, host, peer,
                                   int(mtu) if mtu else None, hwaddr, vlan,
                                   f"{inst.project}/{inst.name}")
-            return NicDevice(name=device, kind="phys", link=peer, host_name=host,
-                             hwaddr=hwaddr, mtu=int(mtu) if mtu else None, vlan=vlan,
-                             name_in_instance=config.get("name", device))
-        return NicDevice(
-            name=device, kind="veth", link=net.name, host_name=host, hwaddr=hwaddr,
-            mtu=int(mtu) if mtu else None, vlan=vlan,
-            name_in_instance=config.get("name", device))
+        except BaseException:
+            dnsmasq.host_file(self._dir(net), inst.project, inst.name, device).unlink(
+                missing_ok=True)
+            raise
+        return dataclasses.replace(nic, kind="phys", link=peer)
 
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, nic.name)
@@ -375,6 +383,23 @@ class BridgeDriver:
 
     async def _drop_nat(self, net: NetworkRecord) -> None:
         await run(["nft", "delete", "table", "ip", nft_table(net.name)], check=False)
+
+
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([kMGT]i?)?bit(?:/s)?", re.I)
+_RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_bitrate(device: str, key: str, value: str) -> int:
+    """A bandwidth in bit/s from Incus's units (100Mbit, 1Gbit, 512kbit, 10Mibit, or
+    plain bit/s)."""
+    if value.isdigit():
+        return int(value)
+    m = _RATE.fullmatch(value.strip())
+    if not m:
+        raise InvalidArgument(f"Device {device!r}: {key} {value!r} is not a bandwidth "
+                              "(e.g. 100Mbit, 1Gbit)", device=device)
+    return int(float(m[1]) * _RATE_UNITS[(m[2] or "").lower()])
 
 
 def _is_ovs(net: NetworkRecord) -> bool:
