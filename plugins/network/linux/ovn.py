@@ -360,7 +360,8 @@ class OvnDriver:
     # ------------------------------------------------------------------ NICs
     async def plug(self, net: NetworkRecord, inst: InstanceRecord, device: str,
                    config: Mapping[str, str]) -> NicDevice:
-        await self._connected()
+        if not self.nb:
+            await self._connected()  # raises, naming the missing setting
         gateway = parse_ipv4(net.config["ipv4.address"])
         address = config.get("ipv4.address")
         if address:
@@ -375,9 +376,6 @@ class OvnDriver:
                     f"Device {device!r}: ipv4.address {address} is not a host address of "
                     f"network {net.name!r} ({gateway.network}) other than its gateway",
                     device=device)
-        why = await ovs.reachable(self.ovs_db)
-        if why is not None:
-            raise Unavailable(f"Open vSwitch DB unreachable: {why}")
         switch, port = self.switch(net), self.port(net, inst, device)
         hwaddr = config.get("hwaddr") or stable_mac(inst.project, inst.name, device)
         mtu = int(config.get("mtu") or net.config.get("bridge.mtu", GENEVE_MTU))
@@ -391,7 +389,10 @@ class OvnDriver:
             ["lsp-set-addresses", port, f"{hwaddr} {address or 'dynamic'}"],
             ["set", "logical_switch_port", port, *pairs("external_ids", ids)],
         ]
-        dhcp = await find(self.nb, "dhcp_options", "_uuid", **{"lxctl-switch": switch})
+        try:  # the first call to the DB: a DB that does not answer is Unavailable
+            dhcp = await find(self.nb, "dhcp_options", "_uuid", **{"lxctl-switch": switch})
+        except DriverError as exc:
+            raise Unavailable(f"OVN northbound DB {self.nb} unreachable: {exc}") from None
         if dhcp:
             commands.append(["lsp-set-dhcpv4-options", port, dhcp[0][0]])
         await nbctl(self.nb, *commands)
@@ -399,7 +400,8 @@ class OvnDriver:
             await links.call(veth.create_pair, host, peer, mtu, hwaddr, False)
             await ovs.add_port(self.ovs_db, self.integration_bridge, host,
                                {"iface-id": port, "lxctl-instance": inst.name})
-            await self.render_acls(net)
+            if ids["lxctl-acls"] or net.config.get("security.acls"):
+                await self.render_acls(net)  # else the port has none: nothing to render
         except BaseException as exc:
             await self._unplug(port, host)
             if isinstance(exc, NetlinkError):
