@@ -207,8 +207,7 @@ async def resolve(inst: InstanceRecord, devices: Mapping[str, Any], root: Mounte
                   ) -> list[Device]:
     """Typed devices for a start: the root disk first, then by path, so that a mount
     comes before the mounts inside it (``/srv`` before ``/srv/data``). A disk with
-    ``pool=`` other than the root is a custom volume, mounted by ``mount_custom``
-    (None: refused, as on a running instance)."""
+    ``pool=`` other than the root is a custom volume, mounted by ``mount_custom``."""
     out: list[Device] = []
     for name, conf in sorted(devices.items(), key=lambda item: (
             item[1].get("path") != "/", item[1].get("path") or "", item[0])):
@@ -219,8 +218,7 @@ async def resolve(inst: InstanceRecord, devices: Mapping[str, Any], root: Mounte
             elif "pool" in conf:
                 if mount_custom is None:
                     raise InvalidState(f"Device {name!r}: storage volume {conf['source']!r}"
-                                       " is attached or detached while the instance is "
-                                       "stopped", device=name)
+                                       " cannot be mounted here", device=name)
                 src = await mount_custom(conf)
             else:
                 src = MountedVolume(Path(conf["source"]))

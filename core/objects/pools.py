@@ -141,15 +141,16 @@ class Pools:
 
     async def update(self, name: str, config: dict[str, str],
                      description: str | None = None) -> PoolRecord:
-        """Replace the pool's config (as Incus's PUT); ``source``, ``size`` and the
-        driver's volatile keys cannot change once it is made."""
+        """Replace the pool's config (as Incus's PUT). The driver's keys apply when the
+        pool is made (the protocol has no call to change a pool): only ``user.*`` keys
+        and the description change later; the volatile keys stay."""
         rec, driver = await self.get(name)
         kept = {k: v for k, v in rec.config.items() if k.startswith("volatile.")}
         given = {k: v for k, v in config.items() if not k.startswith("volatile.")}
         self.check_config(driver.info, given)
         new = {**given, **kept}
-        for key in ("source", "size"):
-            if new.get(key) != rec.config.get(key):
+        for key in sorted(new.keys() | rec.config.keys()):
+            if new.get(key) != rec.config.get(key) and not key.startswith("user."):
                 raise InvalidArgument(f"Config key {key!r} of storage pool {name!r} cannot "
                                       "be changed", key=key, pool=name)
         changed = PoolRecord(name, rec.driver, new,

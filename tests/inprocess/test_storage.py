@@ -68,8 +68,13 @@ async def test_pool_create_update_delete_and_events(tmp_path: Path) -> None:
             got = await c.call("storage.get", name="p1")
             assert (got["driver"], got["config"], got["description"], got["used_by"]) == \
                 ("fake", {"fake.size": "1"}, "one", [])
-            await c.call("storage.update", name="p1", config={"fake.size": "2"})
-            assert (await c.call("storage.get", name="p1"))["config"] == {"fake.size": "2"}
+            err = await error(c, "storage.update", name="p1", config={"fake.size": "2"})
+            assert "cannot be changed" in err.message
+            await c.call("storage.update", name="p1", config={"fake.size": "1", "user.a": "b"},
+                         description="two")
+            got = await c.call("storage.get", name="p1")
+            assert (got["config"], got["description"]) == (
+                {"fake.size": "1", "user.a": "b"}, "two")
             await c.call("storage.delete", name="p1")
             assert [p["name"] for p in await c.call("storage.list")] == ["default"]
             assert ("fake.delete_pool", ("p1",)) in d.world.calls

@@ -142,9 +142,13 @@ def test_pool_volumes_and_an_instance_on_each_driver(daemon: Daemon, driver: str
     d.ok("storage", "volume", "copy", f"{pool}/v2", "default/lxt-st-v3")
     d.ok("storage", "volume", "detach", pool, "v1", inst)
     d.ok("storage", "volume", "attach", pool, "v2", inst, "/data")
-    d.ok("storage", "volume", "attach", "default", "lxt-st-v3", inst, "copy", "/copy")
     d.ok("start", inst, timeout=60)
+    # hot-plugged into the running container, and out again
+    d.ok("storage", "volume", "attach", "default", "lxt-st-v3", inst, "copy", "/copy")
     assert d.ok("exec", inst, "--", "cat", "/data/f", "/copy/f") == "one\none\n"
+    d.ok("exec", inst, "--", "sh", "-c", "echo three > /copy/g")
+    d.ok("storage", "volume", "detach", "default", "lxt-st-v3", inst)
+    assert d.cli("exec", inst, "--", "cat", "/copy/g").returncode != 0
     d.ok("delete", "--force", inst, timeout=120)
     d.ok("storage", "volume", "rename", pool, "v2", "v4")
     pool_cleanup.append(f"volume:{pool}:v4")
@@ -179,6 +183,17 @@ def test_bad_pools_are_refused_leaving_nothing(daemon: Daemon, workdir: Path,
     outer = workdir / "lxt-st-outer"
     pool_cleanup.append("lxt-st-outer")
     d.ok("storage", "create", "lxt-st-outer", "dir", f"source={outer}")
+    bad = "description: x\nconfig:\n  source: %s\n  zfs.pool_name: x\n" % outer
+    r = d.cli("storage", "edit", "lxt-st-outer", input=bad)
+    assert r.returncode == 1 and "zfs.pool_name" in r.stderr, r.stderr
+    overlay = d.ok("storage", "get", "lxt-st-outer", "overlay").strip()
+    flipped = "false" if overlay == "true" else "true"
+    r = d.cli("storage", "set", "lxt-st-outer", f"overlay={flipped}")
+    assert r.returncode == 1 and "cannot be changed" in r.stderr, r.stderr
+    d.ok("storage", "edit", "lxt-st-outer", input=f"description: edited\nconfig:\n"
+         f"  source: {outer}\n  overlay: '{overlay}'\n  user.x: y\n")
+    shown = d.ok("storage", "show", "lxt-st-outer")
+    assert "description: edited" in shown and "user.x: y" in shown and "zfs" not in shown
     assert "inside storage pool 'lxt-st-outer'" in _error(
         d, "storage", "create", "lxt-st-bad", "dir", f"source={outer}/containers/x")
     if "btrfs" in DRIVERS:

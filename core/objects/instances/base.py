@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from lxctl.objects.names import check_instance_name
 from lxctl.objects.networks import Networks
 from lxctl.objects.pools import Pools, quotas_of, root_volume
 from lxctl.objects.profiles import Profiles
+from lxctl.objects.volumes import mount_attached
 from lxctl.state.records import InstanceRecord as InstanceRecord
 from lxctl.state.records import PoolRecord
 from lxctl.state.store import StateStore
@@ -122,6 +123,18 @@ class InstanceBase:
         await set_root_quota(pool, driver, volume, size)
         return True
 
+    def custom_volumes(self, rec: InstanceRecord, config: Mapping[str, str]
+                       ) -> device_rules.MountCustom:
+        """Mounts the custom volumes the instance's disks attach, shifted to the id map
+        of the instance with its expanded ``config``."""
+        effective = replace(rec, config=dict(config))
+
+        async def mount(conf: Mapping[str, str]) -> MountedVolume:
+            return await mount_attached(self.pools, self.store, rec.project, conf,
+                                        self.hypervisor(rec).rootfs_idmap(effective))
+
+        return mount
+
     async def hotplug_changes(self, rec: InstanceRecord, old: Mapping[str, dict[str, str]],
                               new: Mapping[str, dict[str, str]]) -> None:
         """Take the removed and changed devices out of the running instance, then put
@@ -146,7 +159,9 @@ class InstanceBase:
             plugged.append(nic)
             return nic
 
-        gone = await device_rules.resolve(rec, outgoing, unused_root, current)
+        config, _ = await self.profiles.expand(rec)
+        volumes = self.custom_volumes(rec, config)
+        gone = await device_rules.resolve(rec, outgoing, unused_root, current, volumes)
         done_out: list[Device] = []
         done_in: list[Device] = []
         try:
@@ -157,7 +172,7 @@ class InstanceBase:
                 if isinstance(device, NicDevice):
                     await self.networks.unplug(rec, device)
             del plugged[:]
-            coming = await device_rules.resolve(rec, incoming, unused_root, plug)
+            coming = await device_rules.resolve(rec, incoming, unused_root, plug, volumes)
             for device in coming:
                 await hypervisor.hotplug(rec, device)
                 done_in.append(device)

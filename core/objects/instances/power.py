@@ -4,14 +4,12 @@ instances when it starts (re-adopt, autostart, wait for what is unavailable) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
 import trio
 
 from lxctl.config.units import is_true
-from lxctl.drivers.devices import MountedVolume
 from lxctl.errors import InvalidState, LxctlError
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
@@ -21,7 +19,6 @@ from lxctl.objects.hooks import run_instance_hook
 from lxctl.objects.instances.base import DEFAULT_STOP_TIMEOUT, InstanceBase, InstanceRecord, log
 from lxctl.objects.instances.create import check_device_support
 from lxctl.objects.pools import KIND as POOL
-from lxctl.objects.volumes import mount_attached
 from lxctl.state.records import now
 from lxctl.state.store import Tables
 
@@ -49,13 +46,8 @@ class Power(InstanceBase):
         mounted = await storage.mount_volume(pool, volume)
         try:
             effective = replace(rec, config=config)
-
-            async def mount_custom(conf: Mapping[str, str]) -> MountedVolume:
-                return await mount_attached(self.pools, self.store, rec.project, conf,
-                                            hypervisor.rootfs_idmap(effective))
-
             typed = await device_rules.resolve(rec, devices, mounted, self.networks.plug,
-                                               mount_custom)
+                                               self.custom_volumes(rec, config))
             if self.seeds is not None and cloudinit.wanted(config):
                 typed.append(await trio.to_thread.run_sync(
                     cloudinit.write_seed, self.seeds / rec.qualified_name, rec.name, config,
