@@ -100,14 +100,21 @@ def test_pool_volumes_and_an_instance_on_each_driver(daemon: Daemon, driver: str
     d.ok("storage", "volume", "create", pool, "v1", *quota)
     d.ok("storage", "volume", "set", pool, "v1", "user.note=hi")
     assert d.ok("storage", "volume", "get", pool, "v1", "user.note") == "hi\n"
+    edited = "description: notes\nconfig:\n  user.note: edited\n" + \
+        "".join(f"  {q.replace('=', ': ')}\n" for q in quota)
+    d.ok("storage", "volume", "edit", pool, "custom/v1", input=edited)
+    r = d.cli("storage", "volume", "edit", pool, "v1", input="config:\n  nope: 1\n")
+    assert r.returncode == 1 and "nope" in r.stderr, r.stderr
+    shown = d.ok("storage", "volume", "show", pool, "v1")
+    assert "user.note: edited" in shown and "description: notes" in shown
 
     # an instance on the pool with the volume attached: written to from inside
     pool_cleanup.append(f"instance:{inst}")
-    d.ok("init", "bb", inst, "-s", pool, timeout=120)
-    d.ok("storage", "volume", "attach", pool, "v1", inst, "/data")
+    d.ok("launch", "bb", inst, "-s", pool, timeout=120)
+    d.ok("storage", "volume", "attach", pool, "v1", inst, "/data")  # hot-plugged
     assert "already attached" in _error(d, "storage", "volume", "attach", pool, "v1", inst,
                                         "again", "/other")
-    d.ok("start", inst, timeout=60)
+    d.ok("restart", inst, "--force", timeout=60)  # mounted at start as well
     assert f"pool: {pool}" in d.ok("config", "show", inst, "--expanded")
     d.ok("exec", inst, "--", "sh", "-c", "echo one > /data/f")
     assert d.ok("exec", inst, "--", "cat", "/data/f") == "one\n"
@@ -151,12 +158,15 @@ def test_pool_volumes_and_an_instance_on_each_driver(daemon: Daemon, driver: str
     assert d.cli("exec", inst, "--", "cat", "/copy/g").returncode != 0
     d.ok("delete", "--force", inst, timeout=120)
     d.ok("storage", "volume", "rename", pool, "v2", "v4")
-    pool_cleanup.append(f"volume:{pool}:v4")
+    pool_cleanup += [f"volume:{pool}:v4", "volume:default:lxt-st-v5"]
+    d.ok("storage", "volume", "move", "default/lxt-st-v3", f"{pool}/v5")
+    d.ok("storage", "volume", "move", f"{pool}/v5", "default/lxt-st-v5")
+    assert "Snapshots:" not in d.ok("storage", "volume", "info", "default", "lxt-st-v5")
     names = {(v["pool"], v["name"]) for v in json.loads(
         d.ok("storage", "volume", "list", "--format", "json")) if v["type"] == "custom"}
-    assert {(pool, "v1"), (pool, "v4"), ("default", "lxt-st-v3")} <= names
-    assert (pool, "v2") not in names
-    for vol_pool, vol in ((pool, "v1"), (pool, "v4"), ("default", "lxt-st-v3")):
+    assert {(pool, "v1"), (pool, "v4"), ("default", "lxt-st-v5")} <= names
+    assert not {(pool, "v2"), (pool, "v5"), ("default", "lxt-st-v3")} & names
+    for vol_pool, vol in ((pool, "v1"), (pool, "v4"), ("default", "lxt-st-v5")):
         d.ok("storage", "volume", "delete", vol_pool, vol)
 
     # the pool goes with everything it made: no mount, no loop device, no files
@@ -208,4 +218,6 @@ def test_bad_pools_are_refused_leaving_nothing(daemon: Daemon, workdir: Path,
     pools = {p["name"] for p in json.loads(d.ok("storage", "list", "--format", "json"))}
     assert "lxt-st-bad" not in pools
     assert not (d.dir / "storage-pools" / "lxt-st-bad").exists()
+    d.ok("storage", "delete", "lxt-st-outer")
+    assert not outer.exists()
     assert not (d.dir / "disks" / "lxt-st-bad.img").exists()

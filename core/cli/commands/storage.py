@@ -80,11 +80,19 @@ def storage(command: str, args: list[str]) -> int:
 
         def apply(data: dict[str, Any]) -> None:
             client.call("storage.update", {"name": opts.name,
-                                           "config": data.get("config") or {},
+                                           "config": strings(data.get("config")),
                                            "description": data.get("description", "")})
 
         return edit_yaml(f"storage pool {opts.name}", shown, apply)
     return 0
+
+
+def strings(config: Any) -> dict[str, str]:
+    """A config read from YAML, its values as the daemon takes them (``true``, ``10``)."""
+    if not isinstance(config, dict):
+        return {}
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in config.items()}
 
 
 def change_config(client: Client, noun: str, key: dict[str, Any], pairs: dict[str, str],

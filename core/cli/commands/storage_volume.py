@@ -166,6 +166,7 @@ def _snapshot(client: Client, key: dict[str, Any], action: str, snapshot: str | 
 
 
 def _edit(client: Client, key: dict[str, Any]) -> int:
+    from lxctl.cli.commands.storage import strings
     from lxctl.cli.editor import edit_yaml
 
     vol = client.call("storage_volume.get", key)
@@ -173,7 +174,7 @@ def _edit(client: Client, key: dict[str, Any]) -> int:
              "config": vol["config"]}
 
     def apply(data: dict[str, Any]) -> None:
-        client.call("storage_volume.update", {**key, "config": data.get("config") or {},
+        client.call("storage_volume.update", {**key, "config": strings(data.get("config")),
                                               "description": data.get("description", "")})
 
     return edit_yaml(f"storage volume {key['name']}", shown, apply)
