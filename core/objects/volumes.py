@@ -211,13 +211,19 @@ class Volumes:
 
     async def copy(self, project: str, pool: str, name: str, target_pool: str,
                    target_name: str, *, move: bool = False) -> VolumeRecord:
-        """Copy (or move) a volume to ``target_pool`` as ``target_name``: the driver's own
-        copy when both pools share it (send/receive where it declares it), else rsync."""
+        """Copy (or move) a volume, without its snapshots, to ``target_pool`` as
+        ``target_name``: the driver's own copy when both pools share it (send/receive
+        where it declares it), else rsync. A volume with snapshots is not moved."""
         rec = await self.get(project, pool, name)
         if move:
             await self._refuse_in_use(rec, "moved")
         check_object_name("storage volume", target_name)
         src_pool, src_driver = await self.pools.get(pool)
+        if move and src_driver.info.snapshots and await snapshots_of(
+                src_driver).list_snapshots(src_pool, as_volume(rec)):
+            raise InvalidState(f"Storage volume {name!r} has snapshots, which a copy does "
+                               "not take: delete them before moving or renaming it",
+                               volume=name)
         dst_pool, dst_driver = await self.pools.get(target_pool)
         if (pool, name) == (target_pool, target_name):
             raise AlreadyExists(f"Storage volume {name!r} already exists on pool {pool!r}")

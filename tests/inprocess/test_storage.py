@@ -227,6 +227,8 @@ async def test_volume_snapshots_where_the_driver_declares_them(tmp_path: Path) -
             await c.call("storage_volume.snapshot", action="restore", pool="s1", name="v",
                          snapshot="a")
             assert ("snapfake.restore_snapshot", ("v", "a")) in d.world.calls
+            err = await error(c, "storage_volume.rename", pool="s1", name="v", new_name="w")
+            assert "has snapshots" in err.message
             await c.call("storage_volume.snapshot", action="delete", pool="s1", name="v",
                          snapshot="a")
             assert await c.call("storage_volume.snapshot", action="list", pool="s1",
