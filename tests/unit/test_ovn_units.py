@@ -70,3 +70,25 @@ def test_acl_rules_are_checked_before_anything_is_stored() -> None:
                            "not an IP address")):
         with pytest.raises(InvalidArgument, match=message):
             check_rule(rule)
+
+
+def test_bridge_acls_as_an_nft_table_per_nic_chain() -> None:
+    from lxctl_plugins.network.linux import nft_acl
+
+    acl = NetworkAcl("web", ingress=(
+        AclRule("allow", protocol="tcp", destination_port="80,8000-8080",
+                source="10.0.0.0/24,fd00::/64"),
+        AclRule("drop", protocol="icmp4", icmp_type="8")), egress=(AclRule("allow"),))
+    text = nft_acl.script("br0", "br0", {"00:16:3e:00:00:01": [acl], "00:16:3e:00:00:02": []},
+                          "reject", "drop")
+    assert text.startswith("table inet lxctl_acl_br0\ndelete table inet lxctl_acl_br0\n")
+    ingress = text.split("chain ingress_0 {\n")[1].split("}\n")[0].splitlines()
+    assert [line.strip() for line in ingress if line.strip()] == [
+        "meta l4proto icmp icmp type 8 drop",  # drop before allow, whatever the order
+        "ip saddr 10.0.0.0/24 meta l4proto tcp tcp dport { 80, 8000-8080 } return",
+        "ip6 saddr fd00::/64 meta l4proto tcp tcp dport { 80, 8000-8080 } return",
+        "meta nfproto { ipv4, ipv6 } reject"]
+    assert "meta nfproto { ipv4, ipv6 } drop" in text.split("chain egress_0 {")[1]
+    assert "ether daddr 00:16:3e:00:00:01 jump ingress_0" in text
+    assert "00:16:3e:00:00:02" not in text  # a NIC without ACLs is left open
+    assert nft_acl.script("br0", "br0", {"00:16:3e:00:00:02": []}).count("\n") == 2

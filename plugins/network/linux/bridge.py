@@ -2,7 +2,8 @@
 address on it (``ipv4.address``: ``auto`` picks a free 10.x.y.0/24, or a CIDR, or
 ``none``), dnsmasq for DHCP and DNS (``NAME.<dns.domain>``; a static lease per NIC from
 its ``ipv4.address``), NAT through an nftables table of its own (``ipv4.nat``),
-``bridge.mtu``, ``bridge.hwaddr`` and ``bridge.external_interfaces``.
+``bridge.mtu``, ``bridge.hwaddr`` and ``bridge.external_interfaces``; network ACLs
+(``security.acls`` on the network and its NICs) as an nftables table (``nft_acl``).
 
 ``bridge.driver=openvswitch`` makes the switch an Open vSwitch bridge instead
 (``ovs_bridge``), the rest unchanged; its NICs' ``vlan=`` is the OVS port's tag. NICs
@@ -29,6 +30,7 @@ from lxctl.public import (
     InstanceRecord,
     InvalidArgument,
     KeyType,
+    NetworkAcl,
     NetworkInfo,
     NetworkRecord,
     NetworkState,
@@ -40,7 +42,7 @@ from lxctl.public import (
     run,
 )
 
-from . import dnsmasq, links, ovs_bridge
+from . import dnsmasq, links, nft_acl, ovn_acl, ovs_bridge
 
 _N = Scope.NETWORK
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", re.I)
@@ -128,6 +130,7 @@ BRIDGE_KEYS: tuple[ConfigKey, ...] = (
               doc="The bridge's MAC address"),
     ConfigKey("bridge.external_interfaces", _N, live=True,
               doc="Host interfaces to add to the bridge (comma separated)"),
+    *ovn_acl.ACL_KEYS,  # rendered by nftables here (nft_acl)
 )
 
 
@@ -153,6 +156,7 @@ class BridgeDriver:
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
         self.base = ctx.state_dir / "networks"
+        self.acls: dict[tuple[str, str], Mapping[str, NetworkAcl]] = {}
 
     @classmethod
     def probe(cls) -> str | None:
@@ -234,6 +238,7 @@ class BridgeDriver:
 
     async def stop(self, net: NetworkRecord) -> None:
         await trio.to_thread.run_sync(dnsmasq.stop, self._dir(net))
+        await run(["nft", "delete", "table", "inet", nft_acl.table(net.name)], check=False)
         await self._drop_nat(net)
         await self._drop_switch(net)
 
@@ -301,6 +306,12 @@ class BridgeDriver:
                         limits_ingress=limits.get("limits.ingress"),
                         limits_egress=limits.get("limits.egress"))
         if not _is_ovs(net):
+            own = ",".join(n.strip() for n in config.get("security.acls", "").split(",")
+                           if n.strip())
+            await trio.to_thread.run_sync(nft_acl.remember, self._dir(net), inst.project,
+                                          inst.name, device, hwaddr, own)
+            if own or net.config.get("security.acls"):
+                await self._render_acls(net)
             return nic
         peer = ovs_bridge.peer_name(host)
         try:
@@ -316,8 +327,27 @@ class BridgeDriver:
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, nic.name)
         path.unlink(missing_ok=True)
+        if not _is_ovs(net):
+            await trio.to_thread.run_sync(nft_acl.forget, self._dir(net), inst.project,
+                                          inst.name, nic.name)
+            await self._render_acls(net)
         if _is_ovs(net) and nic.host_name:
             await ovs_bridge.unplug(self.ovs_db, nic.host_name)
+
+    # ------------------------------------------------------------------ ACLs
+    async def apply_acls(self, net: NetworkRecord, acls: Mapping[str, NetworkAcl]) -> None:
+        """The project's ACLs changed or the network's did: load the nft table again."""
+        self.acls[(net.project, net.name)] = acls
+        if _is_ovs(net):
+            if net.config.get("security.acls"):
+                raise InvalidArgument("security.acls: network ACLs on a bridge need the "
+                                      "native driver (nftables), not openvswitch",
+                                      network=net.name)
+            return
+        await self._render_acls(net)
+
+    async def _render_acls(self, net: NetworkRecord) -> None:
+        await nft_acl.apply(self._dir(net), net, self.acls.get((net.project, net.name), {}))
 
     # ------------------------------------------------------------------ views
     async def leases(self, net: NetworkRecord) -> list[dict[str, Any]]:

@@ -57,11 +57,6 @@ def _check_mtu(value: str) -> None:
         raise ValueError("an MTU is a number from 1280 to 65535")
 
 
-def _check_action(value: str) -> None:
-    if value not in ovn_acl.ACTIONS:
-        raise ValueError(f"{value!r}: the action is one of {', '.join(ovn_acl.ACTIONS)}")
-
-
 OVN_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("ipv4.address", _N, validate=_check_ipv4,
               doc="The gateway address with the subnet's prefix (CIDR), or auto"),
@@ -80,14 +75,7 @@ OVN_KEYS: tuple[ConfigKey, ...] = (
               doc="The router's address on the uplink's subnet (picked at create)"),
     ConfigKey("ipv4.nat", _N, KeyType.BOOL, live=True,
               doc="SNAT to the uplink address (default: true with an uplink)"),
-    ConfigKey("security.acls", _N, live=True,
-              doc="Network ACLs applied to every NIC of the network (comma separated)"),
-    ConfigKey("security.acls.default.ingress.action", _N, default="reject",
-              validate=_check_action, live=True,
-              doc="Action for ingress traffic no ACL rule matches (where ACLs apply)"),
-    ConfigKey("security.acls.default.egress.action", _N, default="reject",
-              validate=_check_action, live=True,
-              doc="Action for egress traffic no ACL rule matches (where ACLs apply)"),
+    *ovn_acl.ACL_KEYS,
 )
 
 

@@ -11,9 +11,26 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from lxctl.public import AclRule, NetworkAcl
+from lxctl.public import AclRule, ConfigKey, NetworkAcl, Scope
 
 ACTIONS = ("allow", "drop", "reject")
+
+
+def _check_action(value: str) -> None:
+    if value not in ACTIONS:
+        raise ValueError(f"{value!r}: the action is one of {', '.join(ACTIONS)}")
+
+
+ACL_KEYS: tuple[ConfigKey, ...] = (  # the networks' keys (ovn, bridge) for their ACLs
+    ConfigKey("security.acls", Scope.NETWORK, live=True,
+              doc="Network ACLs applied to every NIC of the network (comma separated)"),
+    ConfigKey("security.acls.default.ingress.action", Scope.NETWORK, default="reject",
+              validate=_check_action, live=True,
+              doc="Action for ingress traffic no ACL rule matches (where ACLs apply)"),
+    ConfigKey("security.acls.default.egress.action", Scope.NETWORK, default="reject",
+              validate=_check_action, live=True,
+              doc="Action for egress traffic no ACL rule matches (where ACLs apply)"),
+)
 OVN_ACTION = {"allow": "allow-related", "drop": "drop", "reject": "reject"}
 PRIORITY = {"drop": 1300, "reject": 1200, "allow": 1100}
 DEFAULT_PRIORITY = 1000
