@@ -10,8 +10,8 @@ sees a link appear. ``NetworkAdmin`` holds the CRUD.
 from __future__ import annotations
 
 import ipaddress
-import select
-import threading
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -375,37 +375,45 @@ def _subnet(value: str | None) -> ipaddress.IPv4Network | ipaddress.IPv6Network 
 
 
 # ---------------------------------------------------------------------- link watcher
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR = 0x1, 0x10, 0x100
+RTM_NEWLINK, RTM_NEWADDR = 16, 20
+_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port
+
+
+def _new_link_or_address(data: bytes) -> bool:
+    """Whether a netlink datagram holds an RTM_NEWLINK or RTM_NEWADDR message."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
+        if kind in (RTM_NEWLINK, RTM_NEWADDR):
+            return True
+        if length < _NLMSGHDR.size:
+            break
+        offset += (length + 3) & ~3  # NLMSG_ALIGN
+    return False
+
+
 async def watch_links(availability: Availability, *,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Hint the retry loop whenever a link or address appears in the daemon's network
     namespace (netlink RTM_NEWLINK/RTM_NEWADDR), so that a network waiting for its
-    parent comes up within milliseconds, not at the next retry."""
-    token = trio.lowlevel.current_trio_token()
-    stop = threading.Event()
+    parent comes up within milliseconds, not at the next retry.
 
-    def hint() -> None:
-        if availability.unavailable(KIND):
-            availability.hint()
-
-    def loop() -> None:
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            ipr.bind()
-            sock = ipr.fileno()
-            while not stop.is_set():
-                ready, _, _ = select.select([sock], [], [], 0.5)
-                if not ready:
-                    continue
-                events = {msg.get("event") for msg in ipr.get()}
-                if events & {"RTM_NEWLINK", "RTM_NEWADDR"}:
-                    try:
-                        trio.from_thread.run_sync(hint, trio_token=token)
-                    except trio.RunFinishedError:
-                        return
-
-    task_status.started()
-    try:
-        await trio.to_thread.run_sync(loop, abandon_on_cancel=True)
-    finally:
-        stop.set()
+    A bare rtnetlink socket of the standard library, read on the event loop: only the
+    message types matter, and the daemon stays free of pyroute2 (~20 MB) until a
+    network driver needs it."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+                         socket.NETLINK_ROUTE)
+    with sock:
+        sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        task_status.started()
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:  # ENOBUFS: messages were lost; something changed
+                data = b""
+            if (not data or _new_link_or_address(data)) and availability.unavailable(KIND):
+                availability.hint()

@@ -235,3 +235,18 @@ async def test_operations_end_cancelled_and_none_start_at_shutdown(tmp_path: Pat
             assert exc.value.code == -32012
             nursery.cancel_scope.cancel()
         await store.close()
+
+
+def test_the_link_watcher_sees_new_links_and_addresses_among_other_messages() -> None:
+    import struct
+
+    from lxctl.objects.networks import RTM_NEWADDR, RTM_NEWLINK, _new_link_or_address
+
+    def msg(kind: int, payload: bytes = b"\0" * 5) -> bytes:
+        body = struct.pack("=IHHII", 16 + len(payload), kind, 0, 0, 0) + payload
+        return body + b"\0" * (-len(body) % 4)  # aligned as the kernel sends them
+
+    assert not _new_link_or_address(msg(17) + msg(21))  # DELLINK, DELADDR
+    assert _new_link_or_address(msg(17) + msg(RTM_NEWLINK))
+    assert _new_link_or_address(msg(RTM_NEWADDR, b""))
+    assert not _new_link_or_address(b"\x03\0")  # too short to hold a header
