@@ -27,7 +27,7 @@ class View(InstanceBase):
                 "network": state.network,
             }
             if full and state.network is not None:  # NICs on managed networks
-                for iface, nic in (await self.networks.nic_state(rec)).items():
+                for iface, nic in self.networks.nic_state(rec).items():
                     item["state"]["network"].setdefault(iface, {"addresses": []}).update(nic)
             item["snapshots"] = []
             out.append(item)
