@@ -7,6 +7,7 @@ else of the core, imports another plugin, or when the core imports a plugin.
 
 from __future__ import annotations
 
+from lxctl import netlink
 from lxctl.config.schema import ConfigKey, ConfigSchema, KeyType, Scope
 from lxctl.config.units import is_true, parse_size
 from lxctl.drivers.auth import (
@@ -91,5 +92,5 @@ __all__ = [
     "PluginError", "PoolRecord", "ProxyDevice", "Scope", "StorageDriver", "StorageInfo",
     "StreamData", "StreamEOF", "StreamInput", "StreamResize", "StreamSignal", "Timeout",
     "Unavailable", "UnixDevice", "UsbDevice", "Volume", "VolumeType", "VolumeUsage",
-    "device_type", "impl", "is_true", "parse_size", "run", "shift_tree", "spawn_service",
+    "device_type", "impl", "is_true", "netlink", "parse_size", "run", "shift_tree", "spawn_service",
 ]

@@ -193,7 +193,7 @@ def test_bad_pools_are_refused_leaving_nothing(daemon: Daemon, workdir: Path,
     outer = workdir / "lxt-st-outer"
     pool_cleanup.append("lxt-st-outer")
     d.ok("storage", "create", "lxt-st-outer", "dir", f"source={outer}")
-    bad = "description: x\nconfig:\n  source: %s\n  zfs.pool_name: x\n" % outer
+    bad = f"description: x\nconfig:\n  source: {outer}\n  zfs.pool_name: x\n"
     r = d.cli("storage", "edit", "lxt-st-outer", input=bad)
     assert r.returncode == 1 and "zfs.pool_name" in r.stderr, r.stderr
     overlay = d.ok("storage", "get", "lxt-st-outer", "overlay").strip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,14 @@ async def test_the_deadline_fires() -> None:
 
     with pytest.raises(trio.TooSlowError):
         await _with_deadline(hangs, seconds=0.01)()
+
+
+def test_the_daemon_and_its_plugins_load_without_pyroute2() -> None:
+    """pyroute2 costs a daemon ~20 MB of RSS: it is imported on first use only
+    (lxctl.netlink), never when the daemon and the built-in plugins load."""
+    code = ("import sys, lxctl.daemon, lxctl_plugins.network.linux, "
+            "lxctl_plugins.hypervisor.lxc, lxctl_plugins.storage.btrfs; "
+            "print(sorted(m for m in sys.modules if m.startswith('pyroute2')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

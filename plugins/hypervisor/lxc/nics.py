@@ -14,10 +14,8 @@ import os
 from typing import Any
 
 import trio
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from lxctl.public import DriverError, InvalidArgument, NicDevice, Outcome, run
+from lxctl.public import DriverError, InvalidArgument, NicDevice, Outcome, netlink, run
 
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 
@@ -61,7 +59,7 @@ async def hotplug(pid: int, nic: NicDevice) -> None:
         raise
 def _make_and_move(pid: int, nic: NicDevice) -> str:
     """Make the host side and move the container's end in; its name there."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         link = _index(ipr, nic.link) if nic.link else None
         if link is None:
             raise DriverError(f"Device {nic.name!r}: interface {nic.link!r} not found",
@@ -93,7 +91,7 @@ def _make_and_move(pid: int, nic: NicDevice) -> str:
             assert idx is not None
             ipr.link("set", index=idx, net_ns_pid=pid)
             return tmp
-        except NetlinkError as exc:
+        except netlink.error() as exc:
             if made is not None:
                 ipr.link("del", index=made)
             raise DriverError(f"Device {nic.name!r}: cannot make its interface: "
@@ -122,7 +120,7 @@ async def hot_unplug(pid: int, nic: NicDevice, name: str | None = None) -> None:
 
 def _delete(ifname: str) -> bool:
     """Delete a host interface; False if there is none."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, ifname)
         if idx is None:
             return False
@@ -142,7 +140,7 @@ def set_limits(nic: NicDevice) -> None:
     Nothing to do without limits or a host end."""
     if not nic.host_name or (nic.limits_ingress is None and nic.limits_egress is None):
         return
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, nic.host_name)
         if idx is None:
             raise DriverError(f"Device {nic.name!r}: host interface {nic.host_name!r} not "
@@ -161,7 +159,7 @@ def set_limits(nic: NicDevice) -> None:
                        protocol=0x0300,  # ETH_P_ALL, network order
                        target=0x10020, keys=["0x0/0x0+0"], rate=rate,
                        burst=max(rate // 10, 16 * 1024), action="drop")
-            except NetlinkError as exc:
+            except netlink.error() as exc:
                 _quiet_del(ipr, "ingress", idx, root=False)
                 raise DriverError(
                     f"Device {nic.name!r}: limits.egress needs tc policing (the u32 "
@@ -176,5 +174,5 @@ def _quiet_del(ipr: Any, kind: str, idx: int, *, root: bool) -> None:
             ipr.tc("del", index=idx, handle="1:", parent=TC_H_ROOT)
         else:
             ipr.tc("del", kind, index=idx, handle=INGRESS)
-    except NetlinkError:
+    except netlink.error():
         pass  # none there

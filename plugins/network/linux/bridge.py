@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import trio
-from pyroute2.netlink.exceptions import NetlinkError
 
 from lxctl.public import (
     ConfigKey,
@@ -39,6 +38,7 @@ from lxctl.public import (
     Scope,
     Unavailable,
     is_true,
+    netlink,
     run,
 )
 
@@ -219,7 +219,7 @@ class BridgeDriver:
             try:
                 await links.call(links.ensure_bridge, net.name, mtu,
                                  cfg.get("bridge.hwaddr"), addresses)
-            except NetlinkError as exc:
+            except netlink.error() as exc:
                 raise Unavailable(f"cannot set up bridge {net.name}: {exc.args[-1]}"
                                   ) from None
             missing = await links.call(links.enslave, net.name, self.externals(net))

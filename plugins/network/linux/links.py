@@ -9,13 +9,15 @@ from __future__ import annotations
 import errno
 import ipaddress
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from lxctl.public import DriverError
+from lxctl.public import DriverError, netlink
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
 _limiter = trio.CapacityLimiter(4)
 T = TypeVar("T")
@@ -31,14 +33,14 @@ def _index(ipr: IPRoute, ifname: str) -> int | None:
 
 
 def exists(ifname: str) -> bool:
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         return _index(ipr, ifname) is not None
 
 
 def ensure_bridge(ifname: str, mtu: int | None, hwaddr: str | None,
                   addresses: list[str]) -> bool:
     """Create (if missing) and bring up a Linux bridge; True if it was created."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         created = False
         idx = _index(ipr, ifname)
         if idx is None:
@@ -48,7 +50,7 @@ def ensure_bridge(ifname: str, mtu: int | None, hwaddr: str | None,
             assert idx is not None
         try:
             _configure(ipr, idx, mtu, hwaddr, addresses)
-        except NetlinkError:
+        except netlink.error():
             if created:
                 ipr.link("del", index=idx)
             raise
@@ -59,7 +61,7 @@ def configure(ifname: str, mtu: int | None, hwaddr: str | None,
               addresses: list[str]) -> bool:
     """MTU, MAC and addresses of an existing interface (an Open vSwitch bridge's own
     port), brought up; False if it is not there (yet)."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, ifname)
         if idx is None:
             return False
@@ -89,7 +91,7 @@ def _configure(ipr: IPRoute, idx: int, mtu: int | None, hwaddr: str | None,
 def enslave(bridge: str, ports: list[str]) -> list[str]:
     """Put host interfaces into the bridge; the names that do not exist."""
     missing = []
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         br = _index(ipr, bridge)
         assert br is not None
         for port in ports:
@@ -102,12 +104,12 @@ def enslave(bridge: str, ports: list[str]) -> list[str]:
 
 
 def delete(ifname: str) -> None:
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, ifname)
         if idx is not None:
             try:
                 ipr.link("del", index=idx)
-            except NetlinkError as exc:
+            except netlink.error() as exc:
                 if exc.code != errno.ENODEV:
                     raise
 
@@ -115,7 +117,7 @@ def delete(ifname: str) -> None:
 def host_networks() -> list[ipaddress.IPv4Network]:
     """Every IPv4 subnet on an interface or in a route here (to pick a free one)."""
     out = []
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         for a in ipr.get_addr(family=2):
             out.append(ipaddress.ip_interface(
                 f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}").network)
@@ -128,7 +130,7 @@ def host_networks() -> list[ipaddress.IPv4Network]:
 
 def counters(ifname: str) -> dict[str, Any] | None:
     """State, MTU, MAC, addresses and byte/packet counters of an interface."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, ifname)
         if idx is None:
             return None
@@ -160,7 +162,7 @@ def ensure_vlan(parent: str, vid: int, ifname: str) -> None:
     """The 802.1Q VLAN ``ifname`` on ``parent`` (``ip link add link P name P.VID type
     vlan id VID``), up; an existing one is kept (and left alone at ``drop_vlan`` unless
     it was made here)."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         if _index(ipr, ifname) is not None:
             return
         link = _index(ipr, parent)
@@ -171,14 +173,14 @@ def ensure_vlan(parent: str, vid: int, ifname: str) -> None:
         assert idx is not None
         try:
             ipr.link("set", index=idx, ifalias=VLAN_ALIAS, state="up")
-        except NetlinkError:
+        except netlink.error():
             ipr.link("del", index=idx)
             raise
 
 
 def drop_vlan(ifname: str) -> None:
     """Delete the VLAN link if this package made it."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         idx = _index(ipr, ifname)
         if idx is not None and ipr.get_links(idx)[0].get_attr("IFLA_IFALIAS") == VLAN_ALIAS:
             ipr.link("del", index=idx)

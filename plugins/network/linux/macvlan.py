@@ -13,8 +13,6 @@ import errno
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from lxctl.public import (
     ConfigKey,
     DriverContext,
@@ -27,6 +25,7 @@ from lxctl.public import (
     NicDevice,
     Scope,
     Unavailable,
+    netlink,
 )
 
 from . import links
@@ -85,7 +84,7 @@ class MacvlanDriver:
         if vlan:
             try:
                 await links.call(links.ensure_vlan, parent, int(vlan), self.link(net))
-            except NetlinkError as exc:
+            except netlink.error() as exc:
                 if exc.code == errno.EOPNOTSUPP:
                     raise Unavailable(f"vlan={vlan}: 802.1Q VLAN (8021q) not in this "
                                       f"kernel, cannot make {self.link(net)}") from None

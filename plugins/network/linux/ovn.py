@@ -19,8 +19,6 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from lxctl.public import (
     ConfigKey,
     DriverContext,
@@ -37,6 +35,7 @@ from lxctl.public import (
     Scope,
     Unavailable,
     is_true,
+    netlink,
 )
 
 from . import links, ovn_acl, ovs, veth
@@ -228,7 +227,7 @@ class OvnDriver:
                 await links.call(veth.create_pair, ovs_end, bridge_end, None, None, False)
                 await links.call(veth.tx_checksums_off, ovs_end)
             await links.call(links.enslave, uplink, [bridge_end])
-        except NetlinkError as exc:
+        except netlink.error() as exc:
             raise Unavailable(f"cannot join uplink {uplink!r}: {exc.args[-1]}") from None
         await ovs.ensure_bridge(self.ovs_db, provider)
         await ovs.add_port(self.ovs_db, provider, ovs_end)
@@ -392,7 +391,7 @@ class OvnDriver:
                 await self.render_acls(net)  # else the port has none: nothing to render
         except BaseException as exc:
             await self._unplug(port, host)
-            if isinstance(exc, NetlinkError):
+            if isinstance(exc, netlink.error()):
                 raise DriverError(f"Device {device!r}: cannot make its veth pair: "
                                   f"{exc.args[-1]}") from None
             raise

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from pyroute2.netlink.exceptions import NetlinkError
 
-from lxctl.public import DriverError, Unavailable
+from lxctl.public import DriverError, Unavailable, netlink
 
 from . import links, ovs, veth
 
@@ -36,7 +35,7 @@ async def start(db: str, name: str, mtu: int | None, hwaddr: str | None,
             try:
                 if await links.call(links.configure, name, mtu, hwaddr, addresses):
                     break
-            except NetlinkError as exc:
+            except netlink.error() as exc:
                 raise Unavailable(f"cannot set up bridge {name}: {exc.args[-1]}") from None
             await trio.sleep(0.05)
     if not await links.call(links.exists, name):
@@ -66,7 +65,7 @@ async def plug(db: str, bridge: str, host: str, peer: str, mtu: int | None, hwad
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             await unplug(db, host)
-        if isinstance(exc, NetlinkError):
+        if isinstance(exc, netlink.error()):
             raise DriverError(f"cannot make the veth pair {host}: {exc.args[-1]}") from None
         raise
 

@@ -5,8 +5,7 @@ NIC. For Open vSwitch's userspace datapath the peer's TX checksum offload is tur
 
 from __future__ import annotations
 
-from pyroute2 import IPRoute
-from pyroute2.ethtool import Ethtool
+from lxctl.public import netlink
 
 TX_CHECKSUMS = ("tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6",
                 "tx-checksum-sctp", "tx-checksum-fcoe-crc")
@@ -15,7 +14,7 @@ TX_CHECKSUMS = ("tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6"
 def create_pair(host: str, peer: str, mtu: int | None, peer_hwaddr: str | None,
                 tx_offload: bool = True) -> None:
     """Make (again) the pair ``host``/``peer``, the host end up."""
-    with IPRoute() as ipr:
+    with netlink.route() as ipr:
         for name in (host, peer):
             for idx in ipr.link_lookup(ifname=name):
                 ipr.link("del", index=idx)
@@ -39,7 +38,7 @@ def create_pair(host: str, peer: str, mtu: int | None, peer_hwaddr: str | None,
 
 def tx_checksums_off(ifname: str) -> None:
     """``ethtool -K IFNAME tx off``."""
-    eth = Ethtool()
+    eth = netlink.ethtool()
     try:
         features = eth.get_features(ifname)
         for name in TX_CHECKSUMS:
@@ -53,7 +52,7 @@ def tx_checksums_off(ifname: str) -> None:
 
 def tx_checksums(ifname: str) -> bool:
     """Whether any TX checksum offload is on."""
-    eth = Ethtool()
+    eth = netlink.ethtool()
     try:
         features = eth.get_features(ifname).features
         return any(features[n].enable for n in TX_CHECKSUMS if n in features)
