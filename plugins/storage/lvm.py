@@ -597,18 +597,13 @@ class LvmDriver:
             with trio.CancelScope(shield=True):
                 await run(["umount", target], check=False)
 
-    async def ensure_image_volume(self, pool: PoolRecord, image: ImageSource) -> None:
-        vg = self._vg(pool)
-        lv = lv_name(VolumeType.IMAGE, image.variant)
-        if any(row["lv_name"] == lv for row in await self._lvs(vg)):
-            return
-        vol = Volume(image.variant, VolumeType.IMAGE, config={})
-        partial = lv + "_partial"
-        await run(lvremove_argv(vg, partial), check=False)
-        await self._new_lv(pool, vol, partial)
-        target = self._mountpoint(pool, vol)
+    async def _unpack(self, pool: PoolRecord, volume: Volume, lv: str,
+                      image: ImageSource) -> None:
+        """A new LV holding the image's rootfs, shifted to its id map; left unmounted."""
+        await self._new_lv(pool, volume, lv)
+        target = self._mountpoint(pool, volume)
         try:
-            await self._mount(pool, vol, partial, target)
+            await self._mount(pool, volume, lv, target)
             await run(["tar", "-xf", image.tarball, "-C", target, "--numeric-owner",
                        "--xattrs", "--xattrs-include=*", "rootfs"], timeout=600)
             if image.idmap is not None:
@@ -616,12 +611,25 @@ class LvmDriver:
                                               image.idmap.uid_base, image.idmap.gid_base,
                                               limiter=_limiter)
             await run(["umount", target])
-            await self._lvm(lvrename_argv(vg, partial, lv))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await run(["umount", target], check=False)
-                await run(lvremove_argv(vg, partial), check=False)
+                await run(lvremove_argv(self._vg(pool), lv), check=False)
             raise
+
+    async def ensure_image_volume(self, pool: PoolRecord, image: ImageSource) -> None:
+        """On a thin pool: a thin LV per image and id map, renamed into place once
+        complete. Thick LVs cannot be cloned cheaply: there, each instance unpacks."""
+        if self._thinpool(pool) is None:
+            return
+        vg = self._vg(pool)
+        lv = lv_name(VolumeType.IMAGE, image.variant)
+        if any(row["lv_name"] == lv for row in await self._lvs(vg)):
+            return
+        partial = lv + "_partial"
+        await run(lvremove_argv(vg, partial), check=False)
+        await self._unpack(pool, Volume(image.variant, VolumeType.IMAGE), partial, image)
+        await self._lvm(lvrename_argv(vg, partial, lv))
 
     async def delete_image_volume(self, pool: PoolRecord, fingerprint: str) -> None:
         vg = self._vg(pool)
@@ -636,7 +644,8 @@ class LvmDriver:
         vg, lv = self._vg(pool), self._lv(volume)
         origin = lv_name(VolumeType.IMAGE, image.variant)
         if self._thinpool(pool) is None:
-            raise InvalidArgument("Image volumes need a thin pool (lvm.use_thinpool=true)")
+            await self._unpack(pool, volume, lv, image)
+            return
         await self._lvm(snapshot_argv(vg, origin, lv, thin=True, readonly=False))
         size = volume.config.get("size")
         if size:
