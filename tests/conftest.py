@@ -10,6 +10,11 @@ it sets itself: a hung test fails instead of hanging CI.
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 from deadlines import _with_deadline  # tests/inprocess is on pytest's pythonpath
@@ -20,3 +25,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fn = getattr(item, "obj", None)
         if inspect.iscoroutinefunction(fn):
             item.obj = _with_deadline(fn)  # type: ignore[attr-defined]
+
+
+def _zfs_fuse_pids() -> set[int]:
+    r = subprocess.run(["pgrep", "-x", "zfs-fuse"], capture_output=True, text=True)
+    return {int(p) for p in r.stdout.split()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_zfs_fuse() -> Iterator[None]:
+    """The zfs driver starts the machine's one zfs-fuse daemon when it is not running and
+    leaves it running: a session stops the zfs-fuse it started (its tests destroy their
+    own pools). One running before is left alone, and so is one still holding pools:
+    another session on the machine may be using it."""
+    if shutil.which("zpool") is None:
+        yield
+        return
+    before = _zfs_fuse_pids()
+    yield
+    r = subprocess.run(["zpool", "list", "-H", "-o", "name"], capture_output=True, text=True)
+    if r.stdout.strip():
+        return
+    for pid in _zfs_fuse_pids() - before:
+        os.kill(pid, signal.SIGTERM)

@@ -1,0 +1,74 @@
+"""The zfs driver on a real daemon (kernel ZFS or the machine's zfs-fuse): containers
+launched on a zfs pool are clones (disk use stays flat), and a zfs-fuse daemon killed
+under a running pool is reported clearly, the lxctl daemon stays up, and the next
+operation starts zfs-fuse again and re-imports the pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from harness import Daemon, wait_for
+
+
+def _zfs_fuse_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "zfs-fuse"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+
+
+def _used(dataset: str) -> int:
+    out = subprocess.run(["zfs", "get", "-Hp", "-o", "value", "used", dataset],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+@pytest.fixture
+def zpool(daemon: Daemon) -> Iterator[str]:
+    name = f"lxt-zfs-{os.getpid()}"
+    yield name
+    for inst in ("lxt-zc1", "lxt-zc2", "lxt-zc3"):
+        daemon.cli("delete", "--force", inst, timeout=120)
+    daemon.cli("storage", "delete", name)
+    subprocess.run(["zpool", "destroy", "-f", name], capture_output=True)
+
+
+def test_launch_clones_and_a_dead_zfs_fuse(daemon: Daemon, zpool: str) -> None:
+    """(tests/conftest.py stops the zfs-fuse a session started.)"""
+    d = daemon
+    unsupported = d.rpc({"jsonrpc": "2.0", "id": 1, "method": "server.info",
+                         "params": {}})["result"]["drivers_unsupported"]
+    if "zfs" in unsupported.get("storage", {}):
+        pytest.skip(f"zfs: {unsupported['storage']['zfs']}")
+    d.ok("storage", "create", zpool, "zfs", "size=512MiB")
+    d.ok("launch", "bb", "lxt-zc1", "-s", zpool, timeout=120)
+    assert d.ok("exec", "lxt-zc1", "--", "cat", "/etc/hostname").strip()
+    d.ok("exec", "lxt-zc1", "--", "sh", "-c", "echo kept > /root/f")
+    base = _used(f"{zpool}/containers")
+    d.ok("launch", "bb", "lxt-zc2", "-s", zpool, timeout=120)
+    d.ok("launch", "bb", "lxt-zc3", "-s", zpool, timeout=120)
+    # clones of the image's snapshot: two more instances cost almost nothing
+    assert _used(f"{zpool}/containers") - base < 4 * 2**20
+
+    if not _zfs_fuse_pids():
+        pytest.skip("kernel ZFS: no zfs-fuse daemon to kill")
+    for pid in _zfs_fuse_pids():
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _zfs_fuse_pids())
+    r = d.cli("storage", "volume", "create", zpool, "v1")
+    assert r.returncode == 1 and "zfs-fuse daemon died" in r.stderr, r.stderr
+    assert d.ok("list", "--format", "json")  # the lxctl daemon is up
+    # the next operation starts zfs-fuse again and re-imports the pool
+    d.ok("storage", "volume", "create", zpool, "v1")
+    assert _zfs_fuse_pids()
+    assert "v1" in d.ok("storage", "volume", "list", zpool)
+    d.ok("restart", "lxt-zc1", "--force", timeout=120)
+    assert d.ok("exec", "lxt-zc1", "--", "cat", "/root/f") == "kept\n"
+    d.ok("storage", "volume", "delete", zpool, "v1")
+    listed = json.loads(d.ok("storage", "list", "--format", "json"))
+    assert [p["status"] for p in listed if p["name"] == zpool] == ["Created"]
