@@ -145,6 +145,28 @@ def test_volume_commands() -> None:
         "lvextend", "--yes", "--size", f"{2 * GiB}b", "vg0/custom_v1"]
     assert lvm.lvremove_argv("vg0", "custom_v1") == [
         "lvremove", "--yes", "--force", "vg0/custom_v1"]
+    assert lvm.lvrename_argv("vg0", "custom_v1", "custom_v2") == [
+        "lvrename", "vg0", "custom_v1", "custom_v2"]
+
+
+def test_pool_defaults() -> None:
+    """Incus's defaults: thin pool IncusThinPool, 10GiB volumes, ext4; none when thick."""
+    pool = SimpleNamespace(name="p1", config={})
+    volume = SimpleNamespace(config={})
+    driver = lvm.LvmDriver
+    assert driver._vg(pool) == "p1"  # type: ignore[arg-type]
+    assert driver._thinpool(pool) == "IncusThinPool"  # type: ignore[arg-type]
+    assert driver._size(pool, volume) == "10GiB"  # type: ignore[arg-type]
+    assert driver._filesystem(pool, volume) == "ext4"  # type: ignore[arg-type]
+    thick = SimpleNamespace(name="p1", config={"lvm.use_thinpool": "false",
+                                               "volume.size": "1GiB",
+                                               "volume.block.filesystem": "xfs"})
+    assert driver._thinpool(thick) is None  # type: ignore[arg-type]
+    assert driver._size(thick, volume) == "1GiB"  # type: ignore[arg-type]
+    assert driver._filesystem(thick, volume) == "xfs"  # type: ignore[arg-type]
+    own = SimpleNamespace(config={"size": "3GiB", "block.filesystem": "btrfs"})
+    assert driver._size(thick, own) == "3GiB"  # type: ignore[arg-type]
+    assert driver._filesystem(thick, own) == "btrfs"  # type: ignore[arg-type]
 
 
 def test_snapshot_commands() -> None:
