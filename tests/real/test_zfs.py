@@ -45,7 +45,18 @@ def test_launch_clones_and_a_dead_zfs_fuse(daemon: Daemon, zpool: str) -> None:
                          "params": {}})["result"]["drivers_unsupported"]
     if "zfs" in unsupported.get("storage", {}):
         pytest.skip(f"zfs: {unsupported['storage']['zfs']}")
+    r = d.cli("storage", "create", "lxt-zbad", "zfs", "source=/dev/lxt-nope")
+    assert r.returncode == 1 and "does not exist" in r.stderr, r.stderr
+    assert "lxt-zbad" not in d.ok("storage", "list")
     d.ok("storage", "create", zpool, "zfs", "size=512MiB")
+    # rollback restores only the latest snapshot (Incus): an older one is refused
+    d.ok("storage", "volume", "create", zpool, "v0")
+    d.ok("storage", "volume", "snapshot", "create", zpool, "v0", "s1")
+    d.ok("storage", "volume", "snapshot", "create", zpool, "v0", "s2")
+    r = d.cli("storage", "volume", "snapshot", "restore", zpool, "v0", "s1")
+    assert r.returncode == 1 and "not the latest" in r.stderr, r.stderr
+    d.ok("storage", "volume", "snapshot", "restore", zpool, "v0", "s2")
+    d.ok("storage", "volume", "delete", zpool, "v0")
     d.ok("launch", "bb", "lxt-zc1", "-s", zpool, timeout=120)
     assert d.ok("exec", "lxt-zc1", "--", "cat", "/etc/hostname").strip()
     d.ok("exec", "lxt-zc1", "--", "sh", "-c", "echo kept > /root/f")
