@@ -1,1 +1,1 @@
-"""Storage plugins (dir; btrfs, zfs and lvm come with later issues)."""
+"""Storage plugins: dir, btrfs, zfs (kernel ZFS or zfs-fuse) and lvm."""
