@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from harness import Daemon, wait_for
@@ -83,3 +84,53 @@ def test_launch_clones_and_a_dead_zfs_fuse(daemon: Daemon, zpool: str) -> None:
     d.ok("storage", "volume", "delete", zpool, "v1")
     listed = json.loads(d.ok("storage", "list", "--format", "json"))
     assert [p["status"] for p in listed if p["name"] == zpool] == ["Created"]
+
+
+async def test_pool_on_an_existing_zpool_and_re_import(tmp_path: Path) -> None:
+    """``source=NAME`` of a zpool made outside: the driver's datasets go with the lxctl
+    pool, the zpool stays; a pool of its own, exported, comes back at mount_pool
+    (``zpool import -d`` of its vdev directory)."""
+    from lxctl.public import (
+        DriverContext,
+        InvalidArgument,
+        PoolRecord,
+        Unavailable,
+        Volume,
+        VolumeType,
+    )
+    from lxctl_plugins.storage.zfs import ZfsDriver
+    if ZfsDriver.probe():
+        pytest.skip(f"zfs: {ZfsDriver.probe()}")
+    driver = ZfsDriver(DriverContext(tmp_path / "state", "lxt", None))
+    outer, own = f"lxt-zout-{os.getpid()}", f"lxt-zown-{os.getpid()}"
+    vdev = tmp_path / "outer.img"
+    vdev.write_bytes(b"")
+    os.truncate(vdev, 256 * 2**20)
+    own_pool = PoolRecord(own, "zfs", {"size": "256MiB", "source": str(tmp_path / "own.img")})
+    await driver._daemon()
+    subprocess.run(["zpool", "create", "-m", "none", outer, str(vdev)], check=True)
+    try:
+        with pytest.raises(InvalidArgument, match="no imported zpool"):
+            await driver.create_pool(PoolRecord("lxt-x", "zfs", {"source": "lxt-nope-zp"}))
+        pool = PoolRecord(outer, "zfs", {"source": outer})
+        pool = PoolRecord(outer, "zfs", await driver.create_pool(pool))
+        await driver.create_volume(pool, Volume("v", VolumeType.CUSTOM))
+        await driver.delete_pool(pool)
+        left = subprocess.run(["zfs", "list", "-H", "-r", "-o", "name", outer],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert left == [outer]
+
+        own_pool = PoolRecord(own, "zfs", await driver.create_pool(own_pool))
+        await driver.create_volume(own_pool, Volume("w", VolumeType.CUSTOM))
+        await driver.unmount_pool(own_pool)
+        await driver.mount_pool(own_pool)  # zpool import -d DIR
+        assert (await driver.mount_volume(own_pool, Volume("w", VolumeType.CUSTOM))).path.is_dir()
+        (tmp_path / "own.img").rename(tmp_path / "gone.img")
+        await driver.unmount_pool(own_pool)
+        with pytest.raises(Unavailable, match="missing"):
+            await driver.mount_pool(own_pool)
+        (tmp_path / "gone.img").rename(tmp_path / "own.img")
+        await driver.mount_pool(own_pool)
+    finally:
+        subprocess.run(["zpool", "destroy", "-f", outer], capture_output=True)
+        subprocess.run(["zpool", "destroy", "-f", own], capture_output=True)
