@@ -50,6 +50,7 @@ class StorageInfo:
     quotas: bool = False
     send_receive: bool = False  # a native stream format (btrfs send, zfs send)
     remote: bool = False  # shared by every cluster member (ceph ...)
+    named_sources: bool = False  # ``source`` may name an existing zpool or volume group
     pool_keys: tuple[ConfigKey, ...] = ()
     volume_keys: tuple[ConfigKey, ...] = ()
 

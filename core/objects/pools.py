@@ -10,6 +10,7 @@ Unavailable (degraded start, see ``kernel/availability``), not fatal.
 from __future__ import annotations
 
 import builtins
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -38,6 +39,7 @@ from lxctl.state.records import PoolRecord, VolumeRecord
 from lxctl.state.store import StateStore, Tables
 
 KIND = "storage-pool"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")  # a zpool or volume group name
 
 
 def source(name: str) -> str:
@@ -76,7 +78,8 @@ class Pools:
         existing = await self.list()
         if any(p.name == name for p in existing):
             raise AlreadyExists(f"Storage pool {name!r} already exists", pool=name)
-        if config.get("source"):
+        src = config.get("source", "")
+        if src and not (driver.info.named_sources and _NAME.fullmatch(src)):
             await trio.to_thread.run_sync(self._check_source, config, existing)
         rec = PoolRecord(name, driver_name, dict(config), description)
         rec.config.update(await driver.create_pool(rec))
@@ -108,7 +111,9 @@ class Pools:
         src = config["source"]
         path = Path(src)
         if not path.is_absolute():
-            raise InvalidArgument(f"source {src!r} must be an absolute path", source=src)
+            raise InvalidArgument(f"source {src!r} must be an absolute path (or, for zfs and "
+                                  "lvm, the name of an existing pool or volume group)",
+                                  source=src)
         if not path.exists() and (src.startswith("/dev/") or not path.parent.is_dir()):
             raise InvalidArgument(f"source {src} does not exist", source=src)
         real = path.resolve()

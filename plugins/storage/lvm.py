@@ -327,6 +327,7 @@ _LV_FIELDS = ("lv_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percen
 
 class LvmDriver:
     info: ClassVar[StorageInfo] = StorageInfo(
+        named_sources=True,
         name="lvm",
         volume_types=frozenset({VolumeType.CONTAINER, VolumeType.CUSTOM, VolumeType.IMAGE}),
         content_types=frozenset({ContentType.FILESYSTEM}),

@@ -124,6 +124,7 @@ def _receive(dataset: str, fifo: Path) -> list[str | Path]:
 
 class ZfsDriver:
     info: ClassVar[StorageInfo] = StorageInfo(
+        named_sources=True,
         name="zfs",
         volume_types=frozenset({VolumeType.CONTAINER, VolumeType.CUSTOM, VolumeType.IMAGE}),
         content_types=frozenset({ContentType.FILESYSTEM}),  # zfs-fuse has no zvols

@@ -48,6 +48,8 @@ def test_launch_clones_and_a_dead_zfs_fuse(daemon: Daemon, zpool: str) -> None:
         pytest.skip(f"zfs: {unsupported['storage']['zfs']}")
     r = d.cli("storage", "create", "lxt-zbad", "zfs", "source=/dev/lxt-nope")
     assert r.returncode == 1 and "does not exist" in r.stderr, r.stderr
+    r = d.cli("storage", "create", "lxt-zbad", "zfs", "source=lxt-nope-zp")  # a zpool name
+    assert r.returncode == 1 and "no imported zpool" in r.stderr, r.stderr  # the driver's
     assert "lxt-zbad" not in d.ok("storage", "list")
     d.ok("storage", "create", zpool, "zfs", "size=512MiB")
     # rollback restores only the latest snapshot (Incus): an older one is refused
