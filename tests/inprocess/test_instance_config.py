@@ -237,3 +237,24 @@ async def test_the_root_disk_size_is_the_root_volume_quota(tmp_path: Path) -> No
                 await c.call("instance.update", name="c1", devices=sized)
             got = await c.call("instance.get", name="c1")
             assert "size" not in got["devices"]["root"] and quotas[("default", "c1")] == 0
+
+
+async def test_a_profile_root_size_is_the_quota_of_every_instance_using_it(
+        tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with daemon(tmp_path / "d") as d:
+            c = await d.client()
+            await import_image(c, "img")
+            await c.wait(await c.call("instance.create", image="img", name="up", start=True))
+            await c.wait(await c.call("instance.create", image="img", name="down"))
+            await c.call("profile.update", name="default",
+                         devices={"root": {**ROOT, "size": "1GiB"}})
+            quotas = d.world.quotas
+            assert quotas[("default", "up")] == quotas[("default", "down")] == 1 << 30
+            d.world.fail_next["set_quota"] = 1  # the first user fails: nothing changes
+            with pytest.raises(RpcError, match="fake set_quota failed"):
+                await c.call("profile.update", name="default",
+                             devices={"root": {**ROOT, "size": "2GiB"}})
+            assert quotas[("default", "up")] == quotas[("default", "down")] == 1 << 30
+            profile = await c.call("profile.get", name="default")
+            assert profile["devices"]["root"]["size"] == "1GiB"

@@ -26,19 +26,31 @@ from lxctl.state.store import Tables
 
 @dataclass(frozen=True)
 class Live:
-    """What a running instance must take at once: its live keys that change (``rec``
-    carries its new expanded config) and its expanded devices before and after."""
+    """What an instance must take at once: its live keys that change (``rec`` carries
+    its new expanded config), its expanded devices before and after (hot-plugged if it
+    runs), and a new root size (a quota, running or not)."""
 
     rec: InstanceRecord
     keys: frozenset[str]
     old_devices: dict[str, dict[str, str]]
     new_devices: dict[str, dict[str, str]]
+    running: bool = True
 
     async def devices(self, instances: InstanceBase, *, undo: bool = False) -> None:
-        if self.old_devices != self.new_devices:
-            old, new = (self.new_devices, self.old_devices) if undo else (
-                self.old_devices, self.new_devices)
+        if self.old_devices == self.new_devices:
+            return
+        old, new = (self.new_devices, self.old_devices) if undo else (
+            self.old_devices, self.new_devices)
+        resized = await instances.resize_root(self.rec, old, new)
+        if not self.running:
+            return
+        try:
             await instances.hotplug_changes(self.rec, old, new)
+        except BaseException:
+            if resized:
+                with shielded(f"Restoring the root size of {self.rec.name}"):
+                    await instances.resize_root(self.rec, new, old)
+            raise
 
 
 class ProfileAssignment(InstanceBase):
@@ -106,7 +118,7 @@ class ProfileAssignment(InstanceBase):
                                         _known(inst, after), running)
             if live is not None:
                 plans.append(live)
-        await self._devices(plans, f"profile {name}")  # on every running user, first
+        await self._devices(plans, f"profile {name}")  # on every user that needs it, first
         try:
             rec = await self.profiles.update(project, name, config=config, devices=devices,
                                              description=description)
@@ -114,7 +126,7 @@ class ProfileAssignment(InstanceBase):
             await self._undo_devices(plans, f"profile {name}")
             raise
         for plan in plans:  # the profile is the record: a driver failure is logged
-            if not plan.keys:
+            if not plan.keys or not plan.running:
                 continue
             try:
                 await self.hypervisor(plan.rec).apply_config(plan.rec, plan.keys)
@@ -153,11 +165,14 @@ class ProfileAssignment(InstanceBase):
     def _running_change(self, old: InstanceRecord, old_known: Known, new: InstanceRecord,
                         new_known: Known, running: bool) -> Live | None:
         """For a running instance: refuse device changes it cannot take live; what it
-        must take at once (live keys, devices), if anything."""
-        if not running:
-            return None
+        must take at once (live keys, devices, root size), if anything. For a stopped
+        one: only a new root size."""
         old_config, old_devices = expand(old, old_known)
         new_config, new_devices = expand(new, new_known)
+        if not running:
+            if device_rules.root_size_change(old_devices, new_devices) is None:
+                return None
+            return Live(new, frozenset(), old_devices, new_devices, running=False)
         hypervisor = self.hypervisor(old)
         device_rules.check_live_change(old.name, hypervisor.info.name,
                                        hypervisor.info.hotplug, old_devices, new_devices)
