@@ -378,10 +378,7 @@ class LvmDriver:
 
     @classmethod
     def probe(cls) -> str | None:
-        for tool in ("lvm", "lvcreate", "vgcreate", "pvcreate", "dmsetup"):
-            if shutil.which(tool) is None:
-                return f"lvm2 is not installed ({tool} is missing)"
-        try:
+        try:  # the kernel first: it is what no package can add
             misc: str | None = Path("/proc/misc").read_text()
         except OSError:
             misc = None
@@ -390,6 +387,10 @@ class LvmDriver:
         reason = device_mapper_missing(misc, control)
         if reason is not None:
             return reason
+        search = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"  # sbin: not every PATH
+        for tool in ("lvm", "lvcreate", "vgcreate", "pvcreate", "dmsetup"):
+            if shutil.which(tool, path=search) is None:
+                return f"lvm2 is not installed ({tool} is missing)"
         # probe is synchronous and may be called from the event loop: the one
         # subprocess helper runs in a loop of its own, in a thread of its own
         with ThreadPoolExecutor(1) as pool:
