@@ -1,7 +1,7 @@
-# lib.sh - shell helpers of the side-by-side benchmarks (sourced; storage.sh uses
-# it, the older scripts carry copies of the same helpers). Expects LOG, LXCTL, LXCTLD,
-# LXB_DIR, WORK, SHARED, PEER_MODE, INCUS_SOCK set by the script, and sets PEERS,
-# L_PID, I_PID, LXCTLD_PID, STARTED_LXCTLD, STARTED_INCUS, INCUS_USED, RESULT.
+# lib.sh - shell helpers of the side-by-side benchmarks (sourced by storage.sh and
+# profiles.sh; bench.sh and network.sh carry older variants of some). Expects LOG,
+# LXCTL, LXCTLD, LXB_DIR, WORK, SHARED, PEER_MODE, INCUS_SOCK set by the script, and
+# sets PEERS, L_PID, I_PID, LXCTLD_PID, STARTED_LXCTLD, STARTED_INCUS, INCUS_USED, RESULT.
 # shellcheck shell=bash
 
 log()  { echo "[$(date +%T)] $*" >> "$LOG"; }

@@ -69,78 +69,15 @@ LOG=${LXB_LOG:-$WORK/profiles.log}
 IMAGE_TAR=$WORK/lxb-busybox.tar.gz
 SHARE=$WORK/share
 
-log()  { echo "[$(date +%T)] $*" >> "$LOG"; }
-note() { echo "# $*"; log "$*"; }
-die()  { note "FATAL: $*"; exit 1; }
-
-[ -d "$SHARED" ] || die "no shared bench folder at $SHARED (set LXB_SHARED)"
-
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.6f", b-a}'; }
-timeit() {   # CMD...: sets LAST (s); output to the log
-  local t0=$EPOCHREALTIME rc
-  "$@" >> "$LOG" 2>&1; rc=$?
-  LAST=$(elapsed "$t0" "$EPOCHREALTIME")
-  [ $rc -eq 0 ] || log "FAILED (rc=$rc): $*"
-  return $rc
-}
-
-declare -A RESULT
-stats() {    # PEER METRIC UNIT SAMPLES(s)...
-  local peer=$1 name=$2 unit=$3 line; shift 3
-  if [ $# -eq 0 ]; then
-    echo "$peer $name NaN $unit"; note "  $peer $name: no successful samples"
-    RESULT[$peer:$name]=NaN; return
-  fi
-  local scale=1; [ "$unit" = ms ] && scale=1000
-  line=$(printf '%s\n' "$@" | sort -g | awk -v s="$scale" -v u="$unit" '
-    {a[NR]=$1*s}
-    END{ m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
-         f = (u=="s") ? "%.3f" : "%.1f"
-         printf f " " f " " f " %d\n", m, a[1], a[NR], NR }')
-  read -r med min max cnt <<< "$line"
-  echo "$peer $name $med $unit"
-  [ "$cnt" -gt 1 ] && echo "#   $peer $name: n=$cnt min=$min max=$max ($unit)"
-  RESULT[$peer:$name]=$med
-  log "$peer $name samples: $*"
-}
-
-cpu_busy_pct() {
-  local a b
-  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat); sleep "$1"
-  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); bu=y[1]-x[1]; id=y[2]-x[2];
-    printf "%.0f", (bu+id>0) ? 100*bu/(bu+id) : 0}'
-}
+. "$HERE/lib.sh"   # log, note, die, timeit, stats, lx/inc, waits, order, alive
 
 # ------------------------------------------------------------------ peers
-lx()   { "$LXCTL" "$@"; }
-inc()  { incus "$@"; }
-iapi() { curl -s --unix-socket "$INCUS_SOCK" "s$1"; }
 lx_names()  { lx  list --format csv -c ns 2>/dev/null | awk -F, -v p="$1" -v s="${2:-}" 'index($1,p)==1 && (s=="" || $2==s){print $1}'; }
 inc_names() { inc list --format csv -c ns 2>/dev/null | awk -F, -v p="$1" -v s="${2:-}" 'index($1,p)==1 && (s=="" || $2==s){print $1}'; }
 cli_of()    { [ "$1" = lxctl ] && echo lx || echo inc; }
 prefix_of() { [ "$1" = lxctl ] && echo lxb-pr- || echo pe-pr-; }
 pool_of()   { [ "$1" = lxctl ] && echo "$LXCTL_POOL" || echo "$INCUS_POOL"; }
 alias_of()  { echo "$(prefix_of "$1")busybox"; }
-
-inc_state() { iapi "/1.0/instances/$1/state" | grep -oE '"status": ?"[A-Za-z]+"' | grep -oE '[A-Za-z]+"$' | tr -d '"' | grep -vx Success | head -1; }
-inc_wait_running() {
-  local deadline=$(( EPOCHSECONDS + ${2:-120} ))
-  while [ "$EPOCHSECONDS" -le "$deadline" ]; do
-    [ "$(inc_state "$1")" = Running ] && return 0
-    sleep 0.01
-  done
-  log "timeout waiting for incus $1 to be Running"; return 1
-}
-lx_is_running() { lx list --format csv -c ns 2>>"$LOG" | grep -qx "$1,RUNNING"; }
-lx_wait_running() {
-  local deadline=$(( EPOCHSECONDS + ${2:-120} ))
-  while [ "$EPOCHSECONDS" -le "$deadline" ]; do
-    lx_is_running "$1" && return 0
-    sleep 0.05
-  done
-  log "timeout waiting for lxctl $1 to be RUNNING"; return 1
-}
 
 # the instance-level devices of the split launch
 inst_devices() {   # PEER NAME
@@ -189,16 +126,6 @@ check_devices() {
         head -c 4 /dev/lxb-urandom | wc -c | grep -qx 4 || echo "urandom unreadable"' 2>&1)
   if [ -n "$out" ]; then note "  WARNING: $1 $2 devices: $out"; return 1; fi
   log "$1 $2: 5 devices present, binds read-only"
-}
-
-order() {
-  if [ "${#PEERS[@]}" -eq 1 ]; then echo "${PEERS[0]}"
-  elif [ $(( $1 % 2 )) -eq 1 ]; then echo "${PEERS[0]} ${PEERS[1]}"
-  else echo "${PEERS[1]} ${PEERS[0]}"; fi
-}
-alive() {
-  kill -0 "$L_PID" 2>/dev/null || die "lxctld (pid $L_PID) exited during $1; see $WORK/lxctld.log"
-  if [ "${#PEERS[@]}" -gt 1 ]; then kill -0 "$I_PID" 2>/dev/null || die "incusd (pid $I_PID) exited during $1"; fi
 }
 
 # ------------------------------------------------------------------ cleanup
