@@ -9,7 +9,7 @@ image) and a content type (filesystem, block).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -136,10 +136,21 @@ class StorageDriver(Protocol):
 
     async def unmount_volume(self, pool: PoolRecord, volume: Volume) -> None: ...
 
+    async def rename_volume(self, pool: PoolRecord, volume: Volume, new_name: str) -> None:
+        """Rename the volume, its snapshots with it (it is not in use); refused
+        (InvalidArgument) if ``new_name`` exists on the pool."""
+
     async def copy_volume(
-        self, pool: PoolRecord, source: Volume, target_pool: PoolRecord, target: Volume
+        self, pool: PoolRecord, source: Volume, target_pool: PoolRecord, target: Volume, *,
+        snapshots: Sequence[str] = (), from_snapshot: str | None = None,
     ) -> None:
-        """Copy a volume (both pools use this driver)."""
+        """Copy a volume between two pools of this driver (or within one), natively
+        (send/receive where ``info.send_receive``): the volume with the ``snapshots``
+        named (oldest first, kept under the same names on ``target``), or only the
+        content of its snapshot ``from_snapshot`` (then ``snapshots`` is empty). The
+        target must not exist (InvalidArgument), nor a snapshot named be missing
+        (NotFound); a failure leaves none of it, and the copy never depends on the
+        source (deleting the source, or its image, leaves it whole)."""
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage: ...
 
@@ -156,6 +167,20 @@ class SupportsSnapshots(Protocol):
 
     async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
         """Names, oldest first."""
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        """Keeps its place in ``list_snapshots``; refused (InvalidArgument) if
+        ``new_name`` exists, NotFound if ``name`` does not."""
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        """The snapshot's content, read-only, laid out as ``mount_volume`` gives the
+        volume's (the core rsyncs from it between pools of different drivers): on an
+        overlay volume (dir) ``path`` is the snapshot's upper layer over ``lower``.
+        Each call is paired with ``unmount_snapshot``."""
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None: ...
 
 
 class SupportsQuotas(Protocol):

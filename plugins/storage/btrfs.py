@@ -25,6 +25,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -385,7 +386,11 @@ class BtrfsDriver:
             snaps.rename(self._snapshot_dir(pool, new))
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
-                          target: Volume) -> None:
+                          target: Volume, *, snapshots: Sequence[str] = (),
+                          from_snapshot: str | None = None) -> None:
+        if snapshots or from_snapshot:  # the next commit
+            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
+                                  "implemented yet")
         src, dst = self._volume_dir(pool, source), self._volume_dir(target_pool, target)
         if dst.exists():
             raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
@@ -511,6 +516,18 @@ class BtrfsDriver:
             await run(["btrfs", "subvolume", "snapshot", received[0], dst])
             await self._delete_subvolume(received[0])
         await self._apply_size(pool, volume)
+
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        return None
 
 
 @impl

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -242,15 +244,107 @@ class DirDriver:
     def _content(self, path: Path) -> Path:
         return path / ("upper" if (path / "lower").exists() else "rootfs")
 
-    async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
-                          target: Volume) -> None:
-        src, dst = self._volume_dir(pool, source), self._volume_dir(target_pool, target)
-        if dst.exists():
-            raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
-        await run(["cp", "-a", "--reflink=auto", src, dst], timeout=3600)
-        lower = await trio.to_thread.run_sync(self._lower, dst)
+    def _check_free(self, pool: PoolRecord, volume: Volume) -> None:
+        """``volume`` is no volume on ``pool``, nor are snapshots of that name left."""
+        if self._volume_dir(pool, volume).exists() or \
+                self._snapshot_dir(pool, volume).exists():
+            raise InvalidArgument(f"Volume {volume.name!r} exists on pool {pool.name!r}")
+
+    async def rename_volume(self, pool: PoolRecord, volume: Volume, new_name: str) -> None:
+        new = Volume(new_name, volume.type, volume.content, volume.project, volume.config)
+        src, dst = self._volume_dir(pool, volume), self._volume_dir(pool, new)
+        if not src.is_dir():
+            raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
+        self._check_free(pool, new)
+        lower = await trio.to_thread.run_sync(self._lower, src)
+        snaps, new_snaps = self._snapshot_dir(pool, volume), self._snapshot_dir(pool, new)
+        if lower is not None:  # the image's index of its users: the new name first
+            (lower.parent / "users" / new.storage_name).touch()
+        try:
+            src.rename(dst)
+            try:
+                if snaps.exists():
+                    snaps.rename(new_snaps)
+            except BaseException:
+                dst.rename(src)
+                raise
+        except BaseException:
+            if lower is not None:
+                (lower.parent / "users" / new.storage_name).unlink(missing_ok=True)
+            raise
         if lower is not None:
-            (lower.parent / "users" / target.storage_name).touch()
+            (lower.parent / "users" / volume.storage_name).unlink(missing_ok=True)
+
+    async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
+                          target: Volume, *, snapshots: Sequence[str] = (),
+                          from_snapshot: str | None = None) -> None:
+        """``cp -a --reflink=auto`` of the volume's directory (an overlay volume keeps
+        resting on the image: same ``lower``, one more user) and of each snapshot named;
+        from a snapshot: a fresh volume whose content is a copy of it."""
+        src, dst = self._volume_dir(pool, source), self._volume_dir(target_pool, target)
+        src_snaps = self._snapshot_dir(pool, source)
+        dst_snaps = self._snapshot_dir(target_pool, target)
+        if not src.is_dir():
+            raise NotFound(f"Volume {source.name!r} not found on pool {pool.name!r}")
+        for name in (*snapshots, *([from_snapshot] if from_snapshot else [])):
+            if not (src_snaps / name).is_dir():
+                raise NotFound(f"Snapshot {name!r} of {source.name!r} not found")
+        self._check_free(target_pool, target)
+        lower = await trio.to_thread.run_sync(self._lower, src)
+        image_copy: Path | None = None
+        try:
+            if lower is not None:  # another pool's copy rests on an image of its own
+                lower, image_copy = await self._image_on(target_pool, lower)
+            if from_snapshot is None:
+                await run(["cp", "-a", "--reflink=auto", src, dst], timeout=3600)
+            else:
+                dst.mkdir(mode=0o711)
+                if lower is not None:
+                    (dst / "work").mkdir(mode=0o755)
+                    st = os.stat(src / "work")
+                    os.chown(dst / "work", st.st_uid, st.st_gid)
+                await run(["cp", "-a", "--reflink=auto", src_snaps / from_snapshot,
+                           dst / ("upper" if lower is not None else "rootfs")],
+                          timeout=3600)
+            if lower is not None:
+                (dst / "lower").write_text(f"{lower}\n")
+                (lower.parent / "users" / target.storage_name).touch()
+            if snapshots:
+                dst_snaps.mkdir(parents=True, mode=0o711)
+            for name in snapshots:  # cp -a keeps each one's mtime: the order
+                await run(["cp", "-a", "--reflink=auto", src_snaps / name,
+                           dst_snaps / name], timeout=3600)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_rmtree, dst_snaps)
+                await trio.to_thread.run_sync(_rmtree, dst)
+                if lower is not None:
+                    (lower.parent / "users" / target.storage_name).unlink(missing_ok=True)
+                if image_copy is not None:
+                    await trio.to_thread.run_sync(_rmtree, image_copy)
+            raise
+
+    async def _image_on(self, pool: PoolRecord, lower: Path) -> tuple[Path, Path | None]:
+        """The image rootfs ``lower`` on ``pool``: itself, the same variant already on
+        ``pool``, or a copy of it made now (and returned second) that is marked deleted,
+        so it goes with its last user unless the core ensures that image there."""
+        image_dir = self._source(pool) / "images" / lower.parent.name
+        if (image_dir / "rootfs").is_dir():
+            return image_dir / "rootfs", None
+        partial = image_dir.with_name(image_dir.name + ".partial")
+        await trio.to_thread.run_sync(_rmtree, partial)
+        try:
+            partial.mkdir(mode=0o711)
+            await run(["cp", "-a", "--reflink=auto", lower, partial / "rootfs"],
+                      timeout=3600)
+            (partial / "users").mkdir()
+            (partial / DELETED).touch()
+            partial.rename(image_dir)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_rmtree, partial)
+            raise
+        return image_dir / "rootfs", image_dir
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         path = self._content(self._volume_dir(pool, volume))
@@ -265,6 +359,9 @@ class DirDriver:
         snap.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
         await run(["cp", "-a", "--reflink=auto",
                    self._content(self._volume_dir(pool, volume)), snap], timeout=3600)
+        # cp -a kept the content's mtime; the snapshot's own is its creation time, which
+        # orders list_snapshots (and survives renames and copies)
+        os.utime(snap, ns=(os.stat(snap).st_atime_ns, time.time_ns()))
 
     async def delete_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
         await trio.to_thread.run_sync(_rmtree, self._snapshot_dir(pool, volume) / name)
@@ -286,7 +383,30 @@ class DirDriver:
         base = self._snapshot_dir(pool, volume)
         if not base.is_dir():
             return []
-        return [p.name for p in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime)]
+        return [p.name for p in sorted(base.iterdir(),
+                                       key=lambda p: (p.stat().st_mtime_ns, p.name))]
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        base = self._snapshot_dir(pool, volume)
+        if not (base / name).is_dir():
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        if (base / new_name).exists():
+            raise InvalidArgument(f"Snapshot {new_name!r} of {volume.name!r} exists")
+        (base / name).rename(base / new_name)
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        """The snapshot's directory (not enforced read-only: nothing mounts it); on an
+        overlay volume it holds the upper layer, over the volume's ``lower``."""
+        snap = self._snapshot_dir(pool, volume) / name
+        if not snap.is_dir():
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        lower = await trio.to_thread.run_sync(self._lower, self._volume_dir(pool, volume))
+        return MountedVolume(snap, lower=lower)
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        return None
 
 
 @impl

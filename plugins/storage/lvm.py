@@ -688,7 +688,11 @@ class LvmDriver:
         await self._lvm(lvrename_argv(vg, lv, self._lv(new)))
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
-                          target: Volume) -> None:
+                          target: Volume, *, snapshots: Sequence[str] = (),
+                          from_snapshot: str | None = None) -> None:
+        if snapshots or from_snapshot:  # the next commit
+            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
+                                  "implemented yet")
         if pool.name == target_pool.name and self._thinpool(pool) is not None:
             await self._lvm(snapshot_argv(self._vg(pool), self._lv(source),
                                           self._lv(target), thin=True, readonly=False))
@@ -752,6 +756,18 @@ class LvmDriver:
         lv = self._lv(volume)
         return [s for r in await self._lvs(self._vg(pool))
                 if (s := snapshot_of(r["lv_name"], lv)) is not None]
+
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        return None
 
 
 @impl

@@ -29,7 +29,7 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -524,7 +524,11 @@ class ZfsDriver:
         await self._zfs("zfs", "mount", dst, check=False)
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
-                          target: Volume) -> None:
+                          target: Volume, *, snapshots: Sequence[str] = (),
+                          from_snapshot: str | None = None) -> None:
+        if snapshots or from_snapshot:  # the next commit
+            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
+                                  "implemented yet")
         await self._ready(pool)
         await self._ready(target_pool)
         src, dst = self._dataset(pool, source), self._dataset(target_pool, target)
@@ -629,6 +633,18 @@ class ZfsDriver:
                 await self._destroy(name)
         await self._zfs("zfs", "mount", dst, check=False)
         await self._apply_size(pool, volume)
+
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        return None
 
 
 @impl

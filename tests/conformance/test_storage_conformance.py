@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from drivers import driver_classes
 from lxctl.config.schema import Scope
 from lxctl.drivers.context import DriverContext
 from lxctl.drivers.storage import ImageSource, StorageDriver, Volume, VolumeType
+from lxctl.errors import InvalidArgument, NotFound
 from lxctl.objects.pools import snapshots_of
 from lxctl.state.records import PoolRecord
 
@@ -153,3 +156,223 @@ async def test_custom_volume_quota_and_copy(cls: Any, tmp_path: Path) -> None:
                 await driver.delete_pool(pool)
                 await driver2.delete_pool(pool2)
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+
+
+# ---------------------------------------------------------------------- rename, copy
+# drivers whose copies with snapshots are done (the others follow, one commit each)
+COPIES_SNAPSHOTS = {"dir"}
+SNAPSHOTTING = [p for p in STORAGE if p.values[0].info.snapshots
+                and p.values[0].info.name in COPIES_SNAPSHOTS]
+MiB = 2**20
+
+
+@asynccontextmanager
+async def _pools(cls: Any, tmp_path: Path, count: int
+                 ) -> AsyncIterator[tuple[StorageDriver, list[PoolRecord]]]:
+    """``count`` pools of one driver object (unique names: the zfs-fuse daemon is the
+    machine's), with the test image where the driver keeps image volumes; deleted with
+    everything on them, also on failure."""
+    driver: StorageDriver = cls(DriverContext(tmp_path / "state", "conform", None))
+    pools = []
+    for i in range(count):
+        (tmp_path / f"p{i}").mkdir()
+        name = f"lxt-cf{os.getpid()}-{tmp_path.name[-10:]}-{i}"
+        pools.append(PoolRecord(name, driver.info.name,
+                                _pool_config(driver.info.name, tmp_path / f"p{i}")))
+    image = ImageSource("f00d", _tarball(tmp_path / "img.tar.gz"), None)
+    made: list[PoolRecord] = []
+    try:
+        for pool in pools:
+            pool.config.update(await driver.create_pool(pool))
+            made.append(pool)
+            if driver.info.optimized_images:
+                await driver.ensure_image_volume(pool, image)
+        yield driver, pools
+    finally:
+        with trio.CancelScope(shield=True):
+            for pool in made:
+                await driver.delete_pool(pool)
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+
+
+async def _volume_with_snapshots(driver: StorageDriver, pool: PoolRecord, name: str
+                                 ) -> Volume:
+    """An instance volume from the image: ``state`` "one" in snap0, "two" in snap1,
+    "three" live."""
+    volume = Volume(name, VolumeType.CONTAINER)
+    image = ImageSource("f00d", pool_image(pool), None)
+    await driver.create_volume_from_image(pool, volume, image)
+    snaps = snapshots_of(driver)
+    root = (await driver.mount_volume(pool, volume)).path
+    for i, text in enumerate(("one", "two")):
+        (root / "state").write_text(text)
+        (root / f"only{i}").write_text(text)
+        await snaps.create_snapshot(pool, volume, f"snap{i}")
+    (root / "state").write_text("three")
+    (root / "only0").unlink()
+    await driver.unmount_volume(pool, volume)
+    return volume
+
+
+def pool_image(pool: PoolRecord) -> Path:
+    return Path(pool.config["source"]).parent.parent / "img.tar.gz"
+
+
+async def _content(driver: StorageDriver, pool: PoolRecord, volume: Volume,
+                   snapshot: str | None = None) -> dict[str, str]:
+    """The test's files in the volume (or one of its snapshots), and the image's."""
+    snaps = snapshots_of(driver)
+    mounted = await (driver.mount_volume(pool, volume) if snapshot is None
+                     else snaps.mount_snapshot(pool, volume, snapshot))
+    try:
+        out = {p.name: p.read_text() for p in mounted.path.iterdir()
+               if p.name in ("state", "only0", "only1") and p.is_file()}
+        hostname = (mounted.lower or mounted.path) / "etc" / "hostname"
+        out["hostname"] = hostname.read_text()
+        return out
+    finally:
+        if snapshot is None:
+            await driver.unmount_volume(pool, volume)
+        else:
+            await snaps.unmount_snapshot(pool, volume, snapshot)
+
+
+SNAP0 = {"state": "one", "only0": "one", "hostname": "conformance\n"}
+SNAP1 = {"state": "two", "only0": "one", "only1": "two", "hostname": "conformance\n"}
+LIVE = {"state": "three", "only1": "two", "hostname": "conformance\n"}
+
+
+@pytest.mark.parametrize("cls", SNAPSHOTTING)
+async def test_rename_volume_and_snapshots(cls: Any, tmp_path: Path) -> None:
+    """A volume renamed with its snapshots (the old name gone), refused onto an existing
+    name with nothing changed; a snapshot renamed, refused onto an existing one."""
+    with trio.fail_after(120):
+        async with _pools(cls, tmp_path, 1) as (driver, [pool]):
+            snaps = snapshots_of(driver)
+            c1 = await _volume_with_snapshots(driver, pool, "c1")
+            other = Volume("other", VolumeType.CUSTOM)
+            await driver.create_volume(pool, other)
+            taken = Volume("taken", VolumeType.CONTAINER)
+            await driver.create_volume(pool, taken)
+            with pytest.raises(InvalidArgument):
+                await driver.rename_volume(pool, c1, "taken")
+            assert await snaps.list_snapshots(pool, c1) == ["snap0", "snap1"]
+            assert await _content(driver, pool, c1) == LIVE
+            assert await snaps.list_snapshots(pool, taken) == []
+
+            await driver.rename_volume(pool, c1, "c2")
+            c2 = Volume("c2", VolumeType.CONTAINER)
+            assert await _content(driver, pool, c2) == LIVE
+            assert await snaps.list_snapshots(pool, c2) == ["snap0", "snap1"]
+            assert await _content(driver, pool, c2, "snap0") == SNAP0
+            assert await _content(driver, pool, c2, "snap1") == SNAP1
+            assert await snaps.list_snapshots(pool, c1) == []
+            with pytest.raises(NotFound):
+                await driver.mount_volume(pool, c1)
+            await snaps.create_snapshot(pool, c2, "snap2")  # it still takes snapshots
+
+            with pytest.raises(InvalidArgument):
+                await snaps.rename_snapshot(pool, c2, "snap0", "snap1")
+            await snaps.rename_snapshot(pool, c2, "snap0", "first")
+            assert await snaps.list_snapshots(pool, c2) == ["first", "snap1", "snap2"]
+            assert await _content(driver, pool, c2, "first") == SNAP0
+            with pytest.raises(NotFound):
+                await snaps.mount_snapshot(pool, c2, "snap0")
+            await snaps.delete_snapshot(pool, c2, "first")
+            assert await snaps.list_snapshots(pool, c2) == ["snap1", "snap2"]
+            await driver.delete_volume(pool, c2)
+            await driver.delete_volume(pool, other)
+            await driver.delete_volume(pool, taken)
+
+
+@pytest.mark.parametrize("pools", [1, 2], ids=["within", "between"])
+@pytest.mark.parametrize("cls", SNAPSHOTTING)
+async def test_copy_with_snapshots(cls: Any, pools: int, tmp_path: Path) -> None:
+    """A copy with its snapshots (same names, same content, oldest first; with the
+    target's quota), within one pool and between two: the source untouched, and the
+    copy independent of it (it survives the source's deletion)."""
+    with trio.fail_after(180):
+        async with _pools(cls, tmp_path, pools) as (driver, made):
+            snaps = snapshots_of(driver)
+            src_pool, dst_pool = made[0], made[-1]
+            c1 = await _volume_with_snapshots(driver, src_pool, "c1")
+            quota = {"size": f"{64 * MiB}"} if driver.info.quotas else {}
+            c2 = Volume("c2", VolumeType.CONTAINER, config=quota)
+            started = trio.current_time()
+            await driver.copy_volume(src_pool, c1, dst_pool, c2,
+                                     snapshots=["snap0", "snap1"])
+            print(f"{driver.info.name}: copy with 2 snapshots, {pools} pool(s): "
+                  f"{trio.current_time() - started:.2f} s")
+            assert await snaps.list_snapshots(dst_pool, c2) == ["snap0", "snap1"]
+            assert await _content(driver, dst_pool, c2) == LIVE
+            assert await _content(driver, dst_pool, c2, "snap0") == SNAP0
+            assert await _content(driver, dst_pool, c2, "snap1") == SNAP1
+            if driver.info.quotas:
+                assert (await driver.usage(dst_pool, c2)).total == 64 * MiB
+            assert await snaps.list_snapshots(src_pool, c1) == ["snap0", "snap1"]
+            assert await _content(driver, src_pool, c1) == LIVE
+
+            # only the snapshots asked for
+            c3 = Volume("c3", VolumeType.CONTAINER)
+            await driver.copy_volume(src_pool, c1, dst_pool, c3, snapshots=["snap1"])
+            assert await snaps.list_snapshots(dst_pool, c3) == ["snap1"]
+            assert await _content(driver, dst_pool, c3, "snap1") == SNAP1
+            assert await _content(driver, dst_pool, c3) == LIVE
+
+            # apart: writes to the copy do not reach the source, nor the reverse
+            root = (await driver.mount_volume(dst_pool, c2)).path
+            (root / "state").write_text("copy")
+            await driver.unmount_volume(dst_pool, c2)
+            assert await _content(driver, src_pool, c1) == LIVE
+            await driver.delete_volume(src_pool, c1)
+            if driver.info.optimized_images:  # the source's image may go too
+                await driver.delete_image_volume(src_pool, "f00d")
+            assert await snaps.list_snapshots(dst_pool, c2) == ["snap0", "snap1"]
+            assert await _content(driver, dst_pool, c2) == {**LIVE, "state": "copy"}
+            assert await _content(driver, dst_pool, c2, "snap0") == SNAP0
+            assert await _content(driver, dst_pool, c3, "snap1") == SNAP1
+            await snaps.restore_snapshot(dst_pool, c2, "snap1")
+            assert await _content(driver, dst_pool, c2) == SNAP1
+            for volume in (c2, c3):
+                await driver.delete_volume(dst_pool, volume)
+
+
+@pytest.mark.parametrize("pools", [1, 2], ids=["within", "between"])
+@pytest.mark.parametrize("cls", SNAPSHOTTING)
+async def test_copy_from_snapshot_and_failed_copies(cls: Any, pools: int,
+                                                    tmp_path: Path) -> None:
+    """A copy of one snapshot's content alone (no snapshots on the target); a copy onto
+    an existing volume, or of a missing snapshot, refused, leaving nothing."""
+    with trio.fail_after(180):
+        async with _pools(cls, tmp_path, pools) as (driver, made):
+            snaps = snapshots_of(driver)
+            src_pool, dst_pool = made[0], made[-1]
+            c1 = await _volume_with_snapshots(driver, src_pool, "c1")
+            c2 = Volume("c2", VolumeType.CONTAINER)
+            await driver.copy_volume(src_pool, c1, dst_pool, c2, from_snapshot="snap0")
+            assert await snaps.list_snapshots(dst_pool, c2) == []
+            assert await _content(driver, dst_pool, c2) == SNAP0
+            root = (await driver.mount_volume(dst_pool, c2)).path
+            (root / "state").write_text("mine")  # writable
+            await driver.unmount_volume(dst_pool, c2)
+            await snaps.create_snapshot(dst_pool, c2, "s")
+            assert await snaps.list_snapshots(src_pool, c1) == ["snap0", "snap1"]
+            assert await _content(driver, src_pool, c1, "snap0") == SNAP0
+
+            with pytest.raises(InvalidArgument):  # the target exists
+                await driver.copy_volume(src_pool, c1, dst_pool, c2,
+                                         snapshots=["snap0", "snap1"])
+            assert await snaps.list_snapshots(dst_pool, c2) == ["s"]
+            assert await _content(driver, dst_pool, c2) == {**SNAP0, "state": "mine"}
+            c3 = Volume("c3", VolumeType.CONTAINER)
+            with pytest.raises(NotFound):
+                await driver.copy_volume(src_pool, c1, dst_pool, c3,
+                                         snapshots=["snap0", "nosuch"])
+            with pytest.raises(NotFound):
+                await driver.copy_volume(src_pool, c1, dst_pool, c3, from_snapshot="nosuch")
+            with pytest.raises(NotFound):
+                await driver.mount_volume(dst_pool, c3)
+            assert await snaps.list_snapshots(dst_pool, c3) == []
+            await driver.delete_volume(src_pool, c1)
+            assert await _content(driver, dst_pool, c2) == {**SNAP0, "state": "mine"}
+            await driver.delete_volume(dst_pool, c2)
