@@ -21,6 +21,7 @@ two commands, so both run through the one subprocess helper).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
@@ -90,6 +91,22 @@ def is_mountpoint(path: Path) -> bool:
     target = str(path)
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == target for line in f)
+
+
+_IOC_INO_LOOKUP = 0xD0009412  # BTRFS_IOC_INO_LOOKUP: _IOWR(0x94, 18, 4096 bytes)
+
+
+def subvolume_id(path: Path) -> int:
+    """The id of the subvolume ``path`` is the root of (``btrfs inspect-internal
+    rootid``, as that tool asks it: an INO_LOOKUP of objectid 256 with treeid 0)."""
+    args = bytearray(4096)
+    args[8:16] = (256).to_bytes(8, "little")
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, _IOC_INO_LOOKUP, args)
+    finally:
+        os.close(fd)
+    return int.from_bytes(args[0:8], "little")
 
 
 def parse_qgroup_show(text: str) -> dict[str, int]:
@@ -378,53 +395,96 @@ class BtrfsDriver:
     async def rename_volume(self, pool: PoolRecord, volume: Volume, new_name: str) -> None:
         new = Volume(new_name, volume.type, volume.content, volume.project, volume.config)
         src, dst = self._volume_dir(pool, volume), self._volume_dir(pool, new)
-        if dst.exists():
+        snaps, new_snaps = self._snapshot_dir(pool, volume), self._snapshot_dir(pool, new)
+        if not src.is_dir():
+            raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
+        if dst.exists() or new_snaps.exists():
             raise InvalidArgument(f"Volume {new_name!r} exists on pool {pool.name!r}")
-        src.rename(dst)
-        snaps = self._snapshot_dir(pool, volume)
+        src.rename(dst)  # subvolumes (read-only ones too) move as directory entries
         if snaps.exists():
-            snaps.rename(self._snapshot_dir(pool, new))
+            try:
+                snaps.rename(new_snaps)
+            except BaseException:
+                dst.rename(src)
+                raise
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
                           target: Volume, *, snapshots: Sequence[str] = (),
                           from_snapshot: str | None = None) -> None:
-        if snapshots or from_snapshot:  # the next commit
-            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
-                                  "implemented yet")
+        """Within a pool: snapshots of each snapshot (read-only) and of the volume, which
+        share extents and nothing else. Between pools: a ``btrfs send`` chain, each
+        snapshot incremental on the one before (the first in full), then the volume (a
+        read-only snapshot of it) on the last, received and snapshotted writable."""
         src, dst = self._volume_dir(pool, source), self._volume_dir(target_pool, target)
-        if dst.exists():
+        src_snaps = self._snapshot_dir(pool, source)
+        dst_snaps = self._snapshot_dir(target_pool, target)
+        if not src.is_dir():
+            raise NotFound(f"Volume {source.name!r} not found on pool {pool.name!r}")
+        for name in (*snapshots, *([from_snapshot] if from_snapshot else [])):
+            if not (src_snaps / name).is_dir():
+                raise NotFound(f"Snapshot {name!r} of {source.name!r} not found")
+        if dst.exists() or dst_snaps.exists():
             raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
-        if pool.name == target_pool.name:
-            await run(["btrfs", "subvolume", "snapshot", src, dst])
-        else:
-            await self._send_receive(src, dst)
+        origin = src if from_snapshot is None else src_snaps / from_snapshot
         try:
+            if snapshots:
+                dst_snaps.mkdir(parents=True, mode=0o711)
+            if pool.name == target_pool.name:
+                for name in snapshots:
+                    await run(["btrfs", "subvolume", "snapshot", "-r", src_snaps / name,
+                               dst_snaps / name])
+                await run(["btrfs", "subvolume", "snapshot", origin, dst])
+            else:
+                parent: Path | None = None
+                for name in snapshots:
+                    await self._send_receive(src_snaps / name, dst_snaps, parent)
+                    parent = src_snaps / name
+                await self._send_writable(origin, dst, parent,
+                                          readonly=from_snapshot is not None)
             await self._apply_size(target_pool, target)
         except BaseException:
             with trio.CancelScope(shield=True):
+                await self._delete_tree(dst_snaps)
                 await self._delete_subvolume(dst)
             raise
 
-    async def _send_receive(self, src: Path, dst: Path) -> None:
-        """``btrfs send`` of a read-only snapshot of ``src`` into ``dst``'s parent, then a
-        writable snapshot of what arrived at ``dst``."""
-        stamp = f".send-{os.getpid()}-{id(dst):x}"
-        frozen = src.parent / (src.name + stamp)
-        received = dst.parent / frozen.name
-        await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
+    async def _send_writable(self, src: Path, dst: Path, parent: Path | None, *,
+                             readonly: bool) -> None:
+        """``src`` (a volume, or a ``readonly`` snapshot) sent to ``dst``'s pool,
+        incrementally on ``parent`` (already received there) if given, arriving at
+        ``dst`` writable: a stream is made of a read-only subvolume, and a received one
+        stays read-only (for incremental streams on it), so a writable snapshot of it is
+        made."""
+        stamp = f".send-{os.getpid()}-{os.urandom(4).hex()}"
+        frozen: Path | None = None
+        if not readonly:
+            frozen = src.parent / (src.name + stamp)
+            await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
+        inbox = dst.parent / stamp
         try:
-            with tempfile.TemporaryDirectory(prefix="lxctl-send-") as tmp:
-                fifo = Path(tmp) / "stream"
-                os.mkfifo(fifo, 0o600)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(lambda: run(["btrfs", "receive", "-f", fifo,
-                                                    dst.parent], timeout=3600))
-                    await run(["btrfs", "send", "-q", "-f", fifo, frozen], timeout=3600)
+            inbox.mkdir(mode=0o700)
+            received = await self._send_receive(frozen or src, inbox, parent)
             await run(["btrfs", "subvolume", "snapshot", received, dst])
         finally:
             with trio.CancelScope(shield=True):
-                await self._delete_subvolume(received)
-                await self._delete_subvolume(frozen)
+                await self._delete_tree(inbox)
+                if frozen is not None:
+                    await self._delete_subvolume(frozen)
+
+    async def _send_receive(self, src: Path, into: Path, parent: Path | None) -> Path:
+        """``btrfs send [-p parent] src | btrfs receive into`` through a FIFO: the
+        received read-only subvolume, ``into/<src's name>``."""
+        with tempfile.TemporaryDirectory(prefix="lxctl-send-") as tmp:
+            fifo = Path(tmp) / "stream"
+            os.mkfifo(fifo, 0o600)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: run(["btrfs", "receive", "-f", fifo, into],
+                                               timeout=3600))
+                argv: list[str | Path] = ["btrfs", "send", "-q", "-f", fifo]
+                if parent is not None:
+                    argv += ["-p", parent]
+                await run([*argv, src], timeout=3600)
+        return into / src.name
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         path = self._volume_dir(pool, volume)
@@ -476,7 +536,10 @@ class BtrfsDriver:
         base = self._snapshot_dir(pool, volume)
         if not base.is_dir():
             return []
-        return [p.name for p in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime)]
+        # by subvolume id, which grows with each subvolume made (the order of creation,
+        # and of receipt on a copy) and stays with it through a rename; every snapshot
+        # root has the volume root's times
+        return [p.name for p in sorted(base.iterdir(), key=subvolume_id)]
 
     # ------------------------------------------------------------------ send / receive
     async def send_volume(self, pool: PoolRecord, volume: Volume,
@@ -520,15 +583,22 @@ class BtrfsDriver:
 
     async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
                               new_name: str) -> None:
-        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+        base = self._snapshot_dir(pool, volume)
+        if not (base / name).is_dir():
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        if (base / new_name).exists():
+            raise InvalidArgument(f"Snapshot {new_name!r} of {volume.name!r} exists")
+        (base / name).rename(base / new_name)  # read-only subvolume, writable parent
 
     async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
                              ) -> MountedVolume:
-        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+        path = self._snapshot_dir(pool, volume) / name / "rootfs"
+        if not path.is_dir():
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        return MountedVolume(path)  # a read-only subvolume, reachable with the pool
 
     async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
         return None
-
 
 @impl
 def lxctl_register_drivers(registry: DriverRegistry) -> None:

@@ -160,7 +160,7 @@ async def test_custom_volume_quota_and_copy(cls: Any, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- rename, copy
 # drivers whose copies with snapshots are done (the others follow, one commit each)
-COPIES_SNAPSHOTS = {"dir"}
+COPIES_SNAPSHOTS = {"dir", "btrfs"}
 SNAPSHOTTING = [p for p in STORAGE if p.values[0].info.snapshots
                 and p.values[0].info.name in COPIES_SNAPSHOTS]
 MiB = 2**20
