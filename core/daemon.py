@@ -230,6 +230,7 @@ async def _build(directory: Path, config: DaemonConfig, plugins: Iterable[Any] |
         images = ImageStore(directory / "images", store, bus)
         await images.cleanup_tmp()
         pools = Pools(store, drivers, bus, availability, schema)
+        pools.native_transfers = config.native_transfers
         await pools.ensure_default(config.default_pool_driver)
         profiles = Profiles(store, schema, bus, drivers)
         await profiles.ensure_default()

@@ -11,6 +11,7 @@ from lxctl.api import (
     events,
     files,
     images,
+    instance_snapshots,
     instances,
     network_acls,
     networks,
@@ -29,6 +30,7 @@ from lxctl.rpc import MethodTable
 MODULES: tuple[ModuleType, ...] = (
     server,
     instances,
+    instance_snapshots,
     streams,
     images,
     operations,

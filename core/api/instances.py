@@ -288,3 +288,33 @@ async def instance_console(ctx: CallContext, name: str, width: int = 80, height:
 
 
 METHODS["instance.console"] = instance_console
+
+
+async def instance_copy(ctx: CallContext, source: str, name: str, snapshot: str | None = None,
+                        storage: str | None = None, instance_only: bool = False,
+                        config: dict[str, str] | None = None,
+                        devices: dict[str, dict[str, str]] | None = None,
+                        profiles: list[str] | None = None, ephemeral: bool | None = None,
+                        start: bool = False, *, project: str = "default") -> dict[str, Any]:
+    """A new instance ``name`` from ``source`` (running or not) or from its ``snapshot``:
+    on pool ``storage`` if given, with the source's snapshots unless ``instance_only``;
+    ``config``/``devices`` override, ``profiles`` replace (an operation)."""
+    op = await app_of(ctx).instances.copy(
+        project_name(project), source, name, snapshot=snapshot, pool=storage,
+        instance_only=instance_only, config=config, devices=devices, profiles=profiles,
+        ephemeral=ephemeral, start=start)
+    return op.to_api()
+
+
+async def instance_move(ctx: CallContext, name: str, new_name: str | None = None,
+                        storage: str | None = None, instance_only: bool = False, *,
+                        project: str = "default") -> dict[str, Any]:
+    """Rename a stopped instance and/or move it to pool ``storage`` (its snapshots with
+    it unless ``instance_only``) (an operation)."""
+    op = await app_of(ctx).instances.move(project_name(project), name, new_name=new_name,
+                                          pool=storage, instance_only=instance_only)
+    return op.to_api()
+
+
+METHODS["instance.copy"] = instance_copy
+METHODS["instance.move"] = instance_move

@@ -63,17 +63,19 @@ async def storage_volume_delete(ctx: CallContext, pool: str, name: str, *,
 
 
 async def storage_volume_copy(ctx: CallContext, pool: str, name: str, target_pool: str,
-                              target_name: str, move: bool = False, *,
+                              target_name: str, move: bool = False,
+                              volume_only: bool = False, *,
                               project: str = "default") -> dict[str, Any]:
-    """Copy (``move``: move) a volume to a pool (the same or another) under a name."""
+    """Copy (``move``: move) a volume to a pool (the same or another) under a name,
+    with its snapshots unless ``volume_only``."""
     rec = await _volumes(ctx).copy(project_name(project), pool, name, target_pool,
-                                   target_name, move=move)
+                                   target_name, move=move, volume_only=volume_only)
     return rec.to_api()
 
 
 async def storage_volume_rename(ctx: CallContext, pool: str, name: str, new_name: str, *,
                                 project: str = "default") -> dict[str, Any]:
-    """Rename a volume nothing attaches."""
+    """Rename a volume nothing attaches (its snapshots with it)."""
     rec = await _volumes(ctx).copy(project_name(project), pool, name, pool, new_name,
                                    move=True)
     return rec.to_api()

@@ -24,6 +24,12 @@ Instances:
   pause, resume           Freeze and unfreeze instances
   delete NAME...          Delete instances (--force; aliases: rm, remove)
   rebuild IMAGE NAME      A stopped instance's root anew from an image (or --empty)
+  snapshot create|restore|delete|rename|list|show NAME [SNAPSHOT]
+                          Instance snapshots (create: --no-expiry, --reuse)
+  copy SRC[/SNAP] DST     Copy an instance or a snapshot (--storage, --instance-only,
+                          -c, -d, -p, --no-profiles; alias: cp)
+  move NAME [NEW] [-s POOL]  Rename a stopped instance or move it to another pool
+                          (aliases: mv, rename)
   list [FILTER...]        List instances (--format, --columns; alias: ls)
   info [NAME]             Show instance or server information
   config KEY|device ...   Instance config: get, set, unset, show, edit; device add,
@@ -76,6 +82,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("instances", "delete"),
     "remove": ("instances", "delete"),
     "rebuild": ("rebuild", "rebuild"),
+    "snapshot": ("snapshot", "snapshot"),
+    "copy": ("move", "copy"),
+    "cp": ("move", "copy"),
+    "move": ("move", "move"),
+    "mv": ("move", "move"),
+    "rename": ("move", "move"),
     "list": ("instances", "list_"),
     "ls": ("instances", "list_"),
     "info": ("instances", "info"),

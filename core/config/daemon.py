@@ -34,6 +34,9 @@ class DaemonConfig:
     hooks_timeout: float = 30.0  # a hook run is killed after this many seconds
     hooks_concurrency: int = 8  # hook runs at once; more are dropped with a warning
     default_pool_driver: str = "dir"  # the driver of the ``default`` pool made at first start
+    # copies between two pools of one driver: its native transfer (btrfs send/receive, zfs
+    # send/recv); false: rsync, as between drivers (to compare them, or to avoid a stream)
+    native_transfers: bool = True
     # OVN networks: the northbound DB, the local Open vSwitch DB and its integration bridge
     ovn_northbound: str = ""  # e.g. unix:/run/ovn/ovnnb_db.sock; "": OVN networks unavailable
     ovs_connection: str = ""  # ovs-vsctl --db (""; its default, unix:/run/openvswitch/db.sock)
@@ -59,6 +62,7 @@ _DAEMON_KEYS: dict[str, tuple[str, type]] = {
     "hooks.timeout": ("hooks_timeout", float),
     "hooks.concurrency": ("hooks_concurrency", int),
     "storage.default_driver": ("default_pool_driver", str),
+    "storage.native_transfers": ("native_transfers", bool),
     "network.ovn.northbound_connection": ("ovn_northbound", str),
     "network.ovs.connection": ("ovs_connection", str),
     "network.ovn.integration_bridge": ("ovn_integration_bridge", str),
@@ -91,7 +95,7 @@ def load_daemon_config(directory: Path) -> DaemonConfig:
         attr, typ = _DAEMON_KEYS[key]
         if typ is float and isinstance(value, int):
             value = float(value)
-        if not isinstance(value, typ) or isinstance(value, bool):
+        if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
             raise InvalidArgument(f"{path}: key {key!r} must be of type {typ.__name__}", key=key)
         setattr(cfg, attr, value)
     return cfg

@@ -34,6 +34,30 @@ def _one_of(*values: str) -> Callable[[str], None]:
     return check
 
 
+EXPIRY_UNITS = {"M": 60, "H": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400,
+                "y": 365 * 86400}
+
+
+def expiry_seconds(value: str) -> int:
+    """``snapshots.expiry`` (``1d 2H``) in seconds; ValueError with the reason."""
+    total = 0
+    for part in value.split():
+        m = re.fullmatch(r"(\d+)([MHdwmy])", part)
+        if m is None:
+            raise ValueError(f"{part!r} is not <number><unit> (units: M H d w m y)")
+        total += int(m[1]) * EXPIRY_UNITS[m[2]]
+    return total
+
+
+def _expiry(value: str) -> None:
+    expiry_seconds(value)
+
+
+def _snapshot_pattern(value: str) -> None:
+    if value.count("%d") > 1 or "/" in value or not value.strip():
+        raise ValueError("must be a name with at most one %d, without '/'")
+
+
 _I = Scope.INSTANCE
 INSTANCE_KEYS = (
     ConfigKey("security.privileged", _I, KeyType.BOOL, "false",
@@ -77,6 +101,12 @@ INSTANCE_KEYS = (
     ConfigKey("cloud-init.vendor-data", _I, doc="cloud-init vendor data, in the NoCloud seed"),
     ConfigKey("cloud-init.network-config", _I,
               doc="cloud-init network configuration, in the NoCloud seed"),
+    ConfigKey("snapshots.pattern", _I, KeyType.STRING, "snap%d", live=True,
+              validate=_snapshot_pattern,
+              doc="Name of a snapshot made without one: %d becomes the lowest free number"),
+    ConfigKey("snapshots.expiry", _I, KeyType.STRING, live=True, validate=_expiry,
+              doc="When a new snapshot expires: e.g. 1M 2H 3d 4w 5m 6y (minutes, hours, "
+                  "days, weeks, months, years); empty: never"),
     ConfigKey("user.", _I, live=True, doc="Free-form user keys"),
     ConfigKey("environment.", _I, live=True, doc="Environment variables for exec"),
     ConfigKey("image.", _I, doc="Properties of the image the instance was made from"),

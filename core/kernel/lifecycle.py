@@ -29,6 +29,10 @@ TRANSITIONS: dict[str, Transition] = {
     "unfreeze": Transition(frozenset({"Frozen"}), "Running"),
     "delete": Transition(frozenset({"Stopped", "Error"}), None),
     "rebuild": Transition(frozenset({"Stopped"}), "Stopped"),
+    "snapshot": Transition(frozenset({"Stopped", "Running", "Frozen", "Error"}), None),
+    "restore": Transition(frozenset({"Stopped", "Running", "Frozen", "Error"}), None),
+    "rename": Transition(frozenset({"Stopped"}), "Stopped"),
+    "move": Transition(frozenset({"Stopped"}), "Stopped"),
 }
 
 # What Incus answers for a refused transition, by (action, current state).
@@ -45,6 +49,10 @@ _REFUSALS = {
     ("delete", "Frozen"): "Instance is frozen: stop it first, or delete with --force",
     ("rebuild", "Running"): "The instance must be stopped to be rebuilt",
     ("rebuild", "Frozen"): "The instance must be stopped to be rebuilt",
+    ("rename", "Running"): "Renaming of running instance not allowed",
+    ("rename", "Frozen"): "Renaming of running instance not allowed",
+    ("move", "Running"): "The instance must be stopped to be moved to another storage pool",
+    ("move", "Frozen"): "The instance must be stopped to be moved to another storage pool",
 }
 
 

@@ -55,6 +55,7 @@ class Pools:
         self.availability = availability
         self.schema = schema
         self._image_locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
+        self.native_transfers = True  # storage.native_transfers (see objects/transfer)
 
     @property
     def unavailable(self) -> dict[str, str]:

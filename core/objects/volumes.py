@@ -7,8 +7,8 @@ it is a ``disk`` device with ``pool=`` and ``source=`` (the volume's name); at s
 (or hot-plug) :func:`mount_attached` mounts it and shifts its files to the instance's
 id map once per map (``volatile.idmap.last``), so its root can write there.
 
-Copy and move: within one driver through ``copy_volume`` (which uses the driver's
-native send/receive between two of its pools), else an rsync of the mounted trees.
+Copy and move: :func:`lxctl.objects.transfer.transfer` (the driver's own copy between
+two of its pools, send/receive where it has one; else rsync of the mounted trees).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from lxctl.config.units import parse_size
 from lxctl.drivers.devices import MountedVolume
 from lxctl.drivers.storage import ContentType, StorageDriver, Volume, VolumeType
 from lxctl.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
-from lxctl.execute import run
 from lxctl.kernel.events import EventBus, source_path
 from lxctl.objects.idmap import shift_tree
 from lxctl.objects.names import check_object_name
 from lxctl.objects.pools import Pools, quotas_of, snapshots_of
 from lxctl.objects.projects import effective_project
+from lxctl.objects.transfer import transfer
 from lxctl.state.records import InstanceRecord, PoolRecord, VolumeRecord
 from lxctl.state.store import StateStore, Tables
 
@@ -210,20 +210,20 @@ class Volumes:
                       project=rec.project, type=CUSTOM)
 
     async def copy(self, project: str, pool: str, name: str, target_pool: str,
-                   target_name: str, *, move: bool = False) -> VolumeRecord:
-        """Copy (or move) a volume, without its snapshots, to ``target_pool`` as
-        ``target_name``: the driver's own copy when both pools share it (send/receive
-        where it declares it), else rsync. A volume with snapshots is not moved."""
+                   target_name: str, *, move: bool = False,
+                   volume_only: bool = False) -> VolumeRecord:
+        """Copy (or move) a volume to ``target_pool`` as ``target_name``, its snapshots
+        with it unless ``volume_only``: renamed in place by its driver within a pool,
+        else through :func:`~lxctl.objects.transfer.transfer`."""
         rec = await self.get(project, pool, name)
         if move:
             await self._refuse_in_use(rec, "moved")
         check_object_name("storage volume", target_name)
         src_pool, src_driver = await self.pools.get(pool)
-        if move and src_driver.info.snapshots and await snapshots_of(
-                src_driver).list_snapshots(src_pool, as_volume(rec)):
-            raise InvalidState(f"Storage volume {name!r} has snapshots, which a copy does "
-                               "not take: delete them before moving or renaming it",
-                               volume=name)
+        if move and pool == target_pool:
+            return await self._rename(rec, src_pool, src_driver, target_name)
+        snapshots = [] if volume_only or not src_driver.info.snapshots else \
+            await snapshots_of(src_driver).list_snapshots(src_pool, as_volume(rec))
         dst_pool, dst_driver = await self.pools.get(target_pool)
         if (pool, name) == (target_pool, target_name):
             raise AlreadyExists(f"Storage volume {name!r} already exists on pool {pool!r}")
@@ -233,12 +233,9 @@ class Volumes:
         target = replace(rec, pool=target_pool, name=target_name, config=config)
         await self.store.write(lambda t: t.volume_create(target))  # AlreadyExists if taken
         try:
-            if src_driver is dst_driver:
-                await src_driver.copy_volume(src_pool, as_volume(rec), dst_pool,
-                                             as_volume(target))
-            else:
-                await self._rsync(src_pool, src_driver, as_volume(rec), dst_pool, dst_driver,
-                                  as_volume(target))
+            await transfer(src_pool, src_driver, as_volume(rec), dst_pool, dst_driver,
+                           as_volume(target), snapshots=snapshots,
+                           native=self.pools.native_transfers)
             try:
                 if config.get("size"):
                     await quotas_of(dst_driver).set_quota(dst_pool, as_volume(target),
@@ -274,19 +271,24 @@ class Volumes:
                           project=rec.project, type=CUSTOM)
         return target
 
-    @staticmethod
-    async def _rsync(src_pool: PoolRecord, src: StorageDriver, volume: Volume,
-                     dst_pool: PoolRecord, dst: StorageDriver, target: Volume) -> None:
-        await dst.create_volume(dst_pool, target)
+    async def _rename(self, rec: VolumeRecord, pool: PoolRecord, driver: StorageDriver,
+                      new_name: str) -> VolumeRecord:
+        """Within its pool: the driver renames it, snapshots and all."""
+        if rec.name == new_name:
+            raise AlreadyExists(f"Storage volume {new_name!r} already exists on pool "
+                                f"{pool.name!r}")
+        renamed = replace(rec, name=new_name)
+        # the record first: a taken name is refused before the driver is asked
+        await self.store.write(lambda t: t.volume_move(rec, pool.name, new_name))
         try:
-            a = await src.mount_volume(src_pool, volume)
-            b = await dst.mount_volume(dst_pool, target)
-            await run(["rsync", "-aHAX", "--numeric-ids", "--delete", f"{a.path}/",
-                       f"{b.path}/"], timeout=3600)
+            await driver.rename_volume(pool, as_volume(rec), new_name)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await dst.delete_volume(dst_pool, target)
+                await self.store.write(lambda t: t.volume_move(renamed, pool.name, rec.name))
             raise
+        self.bus.emit("storage-volume-renamed", volume_source(pool.name, new_name, rec.project),
+                      project=rec.project, old_name=rec.name)
+        return renamed
 
     # ------------------------------------------------------------------ snapshots
     async def snapshot(self, verb: str, project: str, pool: str, name: str,

@@ -67,6 +67,34 @@ class InstanceRecord:
 
 
 @dataclass
+class SnapshotRecord:
+    """An instance snapshot: the instance's own config, devices and profiles when its
+    root volume's snapshot ``name`` was taken."""
+
+    instance: str
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=list)
+    description: str = ""
+    created_at: float = field(default_factory=now)
+    expires_at: float = 0.0  # 0: never
+    stateful: bool = False
+    project: str = DEFAULT_PROJECT
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.project, self.instance, self.name)
+
+    def to_api(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description,
+                "config": dict(self.config),
+                "devices": {n: dict(c) for n, c in self.devices.items()},
+                "profiles": list(self.profiles), "created_at": iso(self.created_at),
+                "expires_at": iso(self.expires_at), "stateful": self.stateful}
+
+
+@dataclass
 class ImageRecord:
     fingerprint: str
     filename: str

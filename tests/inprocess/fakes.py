@@ -4,7 +4,7 @@ they prove nothing about real backends (tests/real and tests/conformance do)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,6 +54,8 @@ class World:
     volumes: dict[tuple[str, str], str] = field(default_factory=dict)  # (pool, name) -> img
     image_volumes: dict[tuple[str, str], int] = field(default_factory=dict)
     quotas: dict[tuple[str, str], int] = field(default_factory=dict)  # (pool, name) -> bytes
+    # (pool, name) -> {snapshot: the volume's content then}, oldest first
+    snapshots: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     running: set[str] = field(default_factory=set)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     unmountable: set[str] = field(default_factory=set)  # pools whose mount fails
@@ -130,6 +132,7 @@ class _Storage:
         self._call("delete_volume", volume.storage_name)
         self.world.fail("delete_volume")
         self.world.volumes.pop((pool.name, volume.storage_name), None)
+        self.world.snapshots.pop((pool.name, volume.storage_name), None)
 
     async def mount_volume(self, pool: PoolRecord, volume: Volume) -> MountedVolume:
         from pathlib import Path
@@ -139,21 +142,80 @@ class _Storage:
     async def unmount_volume(self, pool: PoolRecord, volume: Volume) -> None:
         return None
 
+    async def rename_volume(self, pool: PoolRecord, volume: Volume, new_name: str) -> None:
+        self._call("rename_volume", volume.storage_name, new_name)
+        self.world.fail("rename_volume")
+        new = Volume(new_name, volume.type, volume.content, volume.project).storage_name
+        if (pool.name, new) in self.world.volumes:
+            raise DriverError(f"fake volume {new} exists")
+        for table in (self.world.volumes, self.world.snapshots):
+            if (pool.name, volume.storage_name) in table:
+                table[(pool.name, new)] = table.pop(  # type: ignore[assignment]
+                    (pool.name, volume.storage_name))
+
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
-                          target: Volume) -> None:
-        self.world.volumes[(target_pool.name, target.storage_name)] = \
+                          target: Volume, *, snapshots: Sequence[str] = (),
+                          from_snapshot: str | None = None) -> None:
+        self._call("copy_volume", source.storage_name, target_pool.name, target.storage_name,
+                   tuple(snapshots), from_snapshot)
+        self.world.fail("copy_volume")
+        key = (target_pool.name, target.storage_name)
+        if key in self.world.volumes:
+            raise DriverError(f"fake volume {target.storage_name} exists")
+        snaps = self.world.snapshots.get((pool.name, source.storage_name), {})
+        self.world.volumes[key] = snaps[from_snapshot] if from_snapshot is not None else \
             self.world.volumes[(pool.name, source.storage_name)]
+        if snapshots:
+            self.world.snapshots[key] = {n: snaps[n] for n in snapshots}
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         return VolumeUsage(0)
 
 
 class FakeStorage(_Storage):
-    """Keeps image volumes, like dir or btrfs."""
+    """Keeps image volumes and snapshots, like dir or btrfs. A volume's content is the
+    fingerprint of its image, or what a test wrote with ``World.volumes``."""
 
     info: ClassVar[StorageInfo] = StorageInfo(
         name="fake", volume_types=frozenset(VolumeType), optimized_images=True, clones=True,
-        quotas=True, pool_keys=(ConfigKey("fake.size", Scope.POOL),))
+        quotas=True, snapshots=True, pool_keys=(ConfigKey("fake.size", Scope.POOL),))
+
+    def _snaps(self, pool: PoolRecord, volume: Volume) -> dict[str, str]:
+        return self.world.snapshots.setdefault((pool.name, volume.storage_name), {})
+
+    async def create_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        self._call("create_snapshot", volume.storage_name, name)
+        self.world.fail("create_snapshot")
+        self._snaps(pool, volume)[name] = self.world.volumes[(pool.name, volume.storage_name)]
+
+    async def delete_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        self._call("delete_snapshot", volume.storage_name, name)
+        self._snaps(pool, volume).pop(name, None)
+
+    async def restore_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        self._call("restore_snapshot", volume.storage_name, name)
+        self.world.fail("restore_snapshot")
+        self.world.volumes[(pool.name, volume.storage_name)] = self._snaps(pool, volume)[name]
+
+    async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
+        return list(self._snaps(pool, volume))
+
+    async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
+                              new_name: str) -> None:
+        self._call("rename_snapshot", volume.storage_name, name, new_name)
+        snaps = self._snaps(pool, volume)
+        renamed = {new_name if n == name else n: c for n, c in snaps.items()}
+        snaps.clear()
+        snaps.update(renamed)
+
+    async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
+                             ) -> MountedVolume:
+        from pathlib import Path
+
+        return MountedVolume(Path("/fake") / pool.name / volume.storage_name / name)
+
+    async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        return None
 
     async def set_quota(self, pool: PoolRecord, volume: Volume, size: int) -> None:
         self._call("set_quota", volume.storage_name, size)

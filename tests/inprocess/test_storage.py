@@ -15,34 +15,19 @@ from lxctl.public import (
     ConfigKey,
     DiskDevice,
     MountedVolume,
-    PoolRecord,
     Scope,
     StorageInfo,
-    Volume,
     VolumeType,
     impl,
 )
 
 
 class SnapStorage(fakes.FakeStorage):
-    """The fake with snapshots (kept per volume, in order)."""
+    """The fake with snapshots, under a name of its own and with a ``source`` key."""
 
     info: ClassVar[StorageInfo] = StorageInfo(
         name="snapfake", volume_types=frozenset(VolumeType), optimized_images=True,
         snapshots=True, quotas=True, pool_keys=(ConfigKey("source", Scope.POOL),))
-    snaps: ClassVar[dict[tuple[str, str], list[str]]] = {}
-
-    async def create_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
-        self.snaps.setdefault((pool.name, volume.storage_name), []).append(name)
-
-    async def delete_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
-        self.snaps[(pool.name, volume.storage_name)].remove(name)
-
-    async def restore_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
-        self._call("restore_snapshot", volume.storage_name, name)
-
-    async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
-        return list(self.snaps.get((pool.name, volume.storage_name), []))
 
 
 class SnapPlugin:
@@ -227,15 +212,23 @@ async def test_volume_snapshots_where_the_driver_declares_them(tmp_path: Path) -
             await c.call("storage_volume.snapshot", action="restore", pool="s1", name="v",
                          snapshot="a")
             assert ("snapfake.restore_snapshot", ("v", "a")) in d.world.calls
-            err = await error(c, "storage_volume.rename", pool="s1", name="v", new_name="w")
-            assert "has snapshots" in err.message
-            await c.call("storage_volume.snapshot", action="delete", pool="s1", name="v",
+            await c.call("storage_volume.create", pool="s1", name="taken")
+            err = await error(c, "storage_volume.rename", pool="s1", name="v",
+                              new_name="taken")
+            assert "already exists" in err.message
+            assert ("snapfake.rename_volume", ("v", "taken")) not in d.world.calls
+            await c.call("storage_volume.rename", pool="s1", name="v", new_name="w")
+            assert ("snapfake.rename_volume", ("v", "w")) in d.world.calls
+            assert await c.call("storage_volume.snapshot", action="list", pool="s1",
+                                name="w") == ["a", "b"]  # its snapshots went with it
+            await c.call("storage_volume.snapshot", action="delete", pool="s1", name="w",
                          snapshot="a")
             assert await c.call("storage_volume.snapshot", action="list", pool="s1",
-                                name="v") == ["b"]
-            await c.call("storage_volume.create", pool="default", name="w")
+                                name="w") == ["b"]
+            await c.call("storage.create", name="pl", driver="plain")
+            await c.call("storage_volume.create", pool="pl", name="w")
             err = await error(c, "storage_volume.snapshot", action="create",
-                              pool="default", name="w", snapshot="a")
+                              pool="pl", name="w", snapshot="a")
             assert "does not support snapshots" in err.message
 
 

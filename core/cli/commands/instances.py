@@ -332,6 +332,9 @@ def info(command: str, args: list[str]) -> int:
                               f"      Packets sent: {c.get('packets_sent', 0)}"]
     snapshots = inst.get("snapshots") or []
     if snapshots:
-        lines += ["", "Snapshots:"] + [f"  {s['name']}" for s in snapshots]
+        from lxctl.cli.commands.snapshot import HEADER, rows
+        from lxctl.cli.output import table
+
+        lines += ["", "Snapshots:", table(HEADER, rows(snapshots)).rstrip("\n")]
     write("\n".join(lines) + "\n")
     return 0

@@ -173,5 +173,23 @@ def schema_v4(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS = [schema_v1, schema_v2, schema_v3, schema_v4]
+def schema_v5(db: sqlite3.Connection) -> None:
+    """Instance snapshots: what the instance was (config, devices, profiles) when its root
+    volume's snapshot of the same name was taken; they follow a rename of the instance
+    and go with its deletion."""
+    _run_script(db, """
+        CREATE TABLE instance_snapshots (
+            project TEXT NOT NULL, instance TEXT NOT NULL, name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '', config TEXT NOT NULL,
+            devices TEXT NOT NULL, profiles TEXT NOT NULL,
+            created_at REAL NOT NULL, expires_at REAL NOT NULL DEFAULT 0,
+            stateful INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (project, instance, name),
+            FOREIGN KEY (project, instance) REFERENCES instances(project, name)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )
+    """)
+
+
+MIGRATIONS = [schema_v1, schema_v2, schema_v3, schema_v4, schema_v5]
 SCHEMA_VERSION = len(MIGRATIONS)

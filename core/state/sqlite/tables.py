@@ -20,6 +20,7 @@ from lxctl.state.records import (
     PoolRecord,
     ProfileRecord,
     ProjectRecord,
+    SnapshotRecord,
     VolumeRecord,
     WarningRecord,
     now,
@@ -152,6 +153,74 @@ class SQLiteTables:
     def instance_delete(self, project: str, name: str) -> None:
         self.db.execute("DELETE FROM instances WHERE project=? AND name=?", (project, name))
 
+    def instance_rename(self, project: str, name: str, new_name: str) -> None:
+        """The instance and its snapshots (ON UPDATE CASCADE), and its root volume's
+        record on whichever pool holds it."""
+        self._rename("UPDATE instances SET name=? WHERE project=? AND name=?",
+                     (new_name, project, name), f"Instance {new_name!r}{_in(project)}")
+        self.db.execute("UPDATE storage_volumes SET name=? WHERE project=? AND name=? AND "
+                        "type IN ('container', 'virtual-machine')", (new_name, project, name))
+
+    def _rename(self, sql: str, args: tuple[Any, ...], what: str) -> None:
+        try:
+            cur = self.db.execute(sql, args)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"{what} already exists") from None
+        if cur.rowcount == 0:
+            raise NotFound(f"{what.split(' ', 1)[0]} {args[-1]!r} not found")
+
+    # ------------------------------------------------------------------ snapshots
+    @staticmethod
+    def _snapshot(r: sqlite3.Row) -> SnapshotRecord:
+        return SnapshotRecord(r["instance"], r["name"], json.loads(r["config"]),
+                              json.loads(r["devices"]), json.loads(r["profiles"]),
+                              r["description"], r["created_at"], r["expires_at"],
+                              bool(r["stateful"]), r["project"])
+
+    def snapshot_create(self, rec: SnapshotRecord) -> None:
+        self._insert(
+            "INSERT INTO instance_snapshots (project, instance, name, description, config, "
+            "devices, profiles, created_at, expires_at, stateful) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (rec.project, rec.instance, rec.name, rec.description, _dumps(rec.config),
+             _dumps(rec.devices), _dumps(rec.profiles), rec.created_at, rec.expires_at,
+             int(rec.stateful)),
+            f"Snapshot {rec.name!r} of instance {rec.instance!r}{_in(rec.project)}")
+
+    def snapshot_get(self, project: str, instance: str, name: str) -> SnapshotRecord:
+        row = self.db.execute("SELECT * FROM instance_snapshots WHERE project=? AND "
+                              "instance=? AND name=?", (project, instance, name)).fetchone()
+        if row is None:
+            raise NotFound(f"Snapshot {name!r} of instance {instance!r} not found"
+                           f"{_in(project)}", instance=instance, snapshot=name)
+        return self._snapshot(row)
+
+    def snapshot_list(self, project: str | None, instance: str | None = None
+                      ) -> list[SnapshotRecord]:
+        """Oldest first; of one instance, of a project, or of all (None)."""
+        sql, args = "SELECT * FROM instance_snapshots WHERE 1", list[str]()
+        if project is not None:
+            sql, args = sql + " AND project=?", [*args, project]
+        if instance is not None:
+            sql, args = sql + " AND instance=?", [*args, instance]
+        return [self._snapshot(r) for r in self.db.execute(
+            sql + " ORDER BY project, instance, created_at, rowid", args)]
+
+    def snapshot_update(self, rec: SnapshotRecord) -> None:
+        cur = self.db.execute(
+            "UPDATE instance_snapshots SET description=?, expires_at=? WHERE project=? AND "
+            "instance=? AND name=?", (rec.description, rec.expires_at, *rec.key))
+        if cur.rowcount == 0:
+            raise NotFound(f"Snapshot {rec.name!r} of instance {rec.instance!r} not found")
+
+    def snapshot_rename(self, project: str, instance: str, name: str, new_name: str) -> None:
+        self._rename("UPDATE instance_snapshots SET name=? WHERE project=? AND instance=? "
+                     "AND name=?", (new_name, project, instance, name),
+                     f"Snapshot {new_name!r} of instance {instance!r}{_in(project)}")
+
+    def snapshot_delete(self, project: str, instance: str, name: str) -> None:
+        self.db.execute("DELETE FROM instance_snapshots WHERE project=? AND instance=? AND "
+                        "name=?", (project, instance, name))
+
     # ------------------------------------------------------------------ images
     def _image(self, row: sqlite3.Row) -> ImageRecord:
         aliases = [r[0] for r in self.db.execute(
@@ -265,6 +334,13 @@ class SQLiteTables:
                         "AND pool=? AND type=? AND name=?",
                         (_dumps(rec.config), rec.description, rec.project, rec.pool,
                          rec.type, rec.name))
+
+    def volume_move(self, rec: VolumeRecord, pool: str, name: str) -> None:
+        """The record of ``rec`` now names ``name`` on ``pool``."""
+        self._rename("UPDATE storage_volumes SET pool=?, name=? WHERE project=? AND pool=? "
+                     "AND type=? AND name=?",
+                     (pool, name, rec.project, rec.pool, rec.type, rec.name),
+                     f"Storage volume {rec.type}/{name!r} on pool {pool!r}{_in(rec.project)}")
 
     def volume_delete(self, project: str, pool: str, type: str, name: str) -> None:
         self.db.execute("DELETE FROM storage_volumes WHERE project=? AND pool=? AND type=? "

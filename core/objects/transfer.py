@@ -1,0 +1,88 @@
+"""Moving a volume's data from one pool to another: the one primitive behind volume and
+instance copy and move (and, later, migration between hosts).
+
+Between two pools of one driver the driver copies natively (``copy_volume``: btrfs
+send/receive, zfs send/recv, a snapshot within one pool); between drivers, or when the
+daemon's ``storage.native_transfers`` is false, the core rsyncs the mounted trees, each
+snapshot first (oldest first, snapshotted on the target as it arrives), then the volume.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from lxctl.drivers.storage import StorageDriver, Volume
+from lxctl.execute import run
+from lxctl.kernel.shield import shielded
+from lxctl.objects.pools import snapshots_of
+from lxctl.state.records import PoolRecord
+
+RSYNC = ["rsync", "-aHAXS", "--numeric-ids", "--delete"]  # -S: sparse files stay sparse
+RSYNC_TIMEOUT = 3600.0
+
+
+class Method(enum.StrEnum):
+    NATIVE = "native"
+    RSYNC = "rsync"
+
+
+def method(src_pool: PoolRecord, src: StorageDriver, dst_pool: PoolRecord,
+           dst: StorageDriver, *, native: bool = True) -> Method:
+    """How a transfer between these pools goes: natively when one driver serves both
+    (always within one pool), else rsync."""
+    if src is dst and (native or src_pool.name == dst_pool.name):
+        return Method.NATIVE
+    return Method.RSYNC
+
+
+async def transfer(src_pool: PoolRecord, src: StorageDriver, volume: Volume,
+                   dst_pool: PoolRecord, dst: StorageDriver, target: Volume, *,
+                   snapshots: Sequence[str] = (), from_snapshot: str | None = None,
+                   native: bool = True) -> Method:
+    """Make ``target`` on ``dst_pool`` from ``volume``: with its ``snapshots`` (oldest
+    first, same names), or only the content of its snapshot ``from_snapshot``. The
+    target must not exist; if anything fails none of it is left. Returns the method."""
+    how = method(src_pool, src, dst_pool, dst, native=native)
+    if how is Method.NATIVE:
+        await src.copy_volume(src_pool, volume, dst_pool, target, snapshots=snapshots,
+                              from_snapshot=from_snapshot)
+        return how
+    if snapshots or from_snapshot is not None:
+        snapshots_of(src)  # refused (clearly) where the source has none
+    if snapshots:
+        snapshots_of(dst)  # ... or the target cannot keep them
+    await dst.create_volume(dst_pool, target)
+    try:
+        into = (await dst.mount_volume(dst_pool, target)).path
+        for name in snapshots:
+            await _rsync_snapshot(src_pool, src, volume, name, into)
+            await snapshots_of(dst).create_snapshot(dst_pool, target, name)
+        if from_snapshot is not None:
+            await _rsync_snapshot(src_pool, src, volume, from_snapshot, into)
+        else:
+            await rsync((await src.mount_volume(src_pool, volume)).path, into)
+    except BaseException:
+        with shielded(f"Removing the partial copy {target.name} on {dst_pool.name}"):
+            await dst.delete_volume(dst_pool, target)
+        raise
+    return how
+
+
+async def _rsync_snapshot(pool: PoolRecord, driver: StorageDriver, volume: Volume,
+                          name: str, into: Path) -> None:
+    snaps = snapshots_of(driver)
+    mounted = await snaps.mount_snapshot(pool, volume, name)
+    try:
+        await rsync(mounted.path, into)
+    finally:
+        with trio.CancelScope(shield=True):
+            await snaps.unmount_snapshot(pool, volume, name)
+
+
+async def rsync(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of ``source`` (directories), owners and ids as they are."""
+    await run([*RSYNC, f"{source}/", f"{target}/"], timeout=RSYNC_TIMEOUT)
