@@ -70,6 +70,8 @@ SHARED = "storage"
 SOCKET = Path("/var/run/zfs/zfs_socket")  # zfs-fuse's fixed control socket
 ZFS_FUSE = "/usr/sbin/zfs-fuse"
 READONLY = "readonly"
+SNAPSHOT_MOUNT = "snapshot-mount."  # a clone of DATASET@NAME: DATASET/snapshot-mount.NAME
+SNAPSHOT_MOUNTS = "snapshot-mounts"  # under the pool's root: where those clones mount
 
 
 def _check_size(value: str) -> None:
@@ -114,11 +116,21 @@ def _fifo() -> Iterator[Path]:
         yield fifo
 
 
-def _send(snapshot: str, fifo: Path) -> list[str | Path]:
-    return ["sh", "-c", 'exec zfs send "$1" > "$2"', "zfs-send", snapshot, fifo]
+def _send(snapshot: str, fifo: Path, base: str | None = None) -> list[str | Path]:
+    """A full stream of ``snapshot``, or with ``base`` (an earlier snapshot of the same
+    dataset) an incremental one (``zfs send -i``)."""
+    if base is None:
+        return ["sh", "-c", 'exec zfs send "$1" > "$2"', "zfs-send", snapshot, fifo]
+    return ["sh", "-c", 'exec zfs send -i "$3" "$1" > "$2"', "zfs-send", snapshot, fifo,
+            base]
 
 
-def _receive(dataset: str, fifo: Path) -> list[str | Path]:
+def _receive(dataset: str, fifo: Path, *, force: bool = False) -> list[str | Path]:
+    """``force``: ``zfs receive -F`` (rolls the target back to its latest snapshot
+    first), for the incremental streams of a copy onto the dataset it has just made."""
+    if force:
+        return ["sh", "-c", 'exec zfs receive -F "$1" < "$2"', "zfs-receive", dataset,
+                fifo]
     return ["sh", "-c", 'exec zfs receive "$1" < "$2"', "zfs-receive", dataset, fifo]
 
 
@@ -343,7 +355,14 @@ class ZfsDriver:
     def _cleanup_dirs(self, pool: PoolRecord) -> None:
         vdir = self._vdev_dir(pool)
         (vdir / "vdev").unlink(missing_ok=True)
-        for path in (vdir, *(self._root(pool) / t for t in _TOP), self._root(pool)):
+        mounts = self._root(pool) / SNAPSHOT_MOUNTS  # mount points of snapshots left shown
+        for parent, dirs, _ in os.walk(mounts, topdown=False):
+            for d in dirs:
+                try:
+                    os.rmdir(os.path.join(parent, d))
+                except OSError:
+                    pass
+        for path in (vdir, mounts, *(self._root(pool) / t for t in _TOP), self._root(pool)):
             try:
                 path.rmdir()
             except OSError:
@@ -516,31 +535,49 @@ class ZfsDriver:
         await self._ready(pool)
         new = Volume(new_name, volume.type, volume.content, volume.project, volume.config)
         src, dst = self._dataset(pool, volume), self._dataset(pool, new)
+        if not await self._exists(src):
+            raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
         if await self._exists(dst):
             raise InvalidArgument(f"Volume {new_name!r} exists on pool {pool.name!r}")
-        # zfs-fuse refuses to rename a mounted filesystem ("dataset is busy")
+        # zfs-fuse refuses to rename a mounted filesystem ("dataset is busy"); the
+        # snapshots go with the dataset
         await self._zfs("zfs", "unmount", src, check=False)
-        await self._zfs("zfs", "rename", src, dst)
+        try:
+            await self._zfs("zfs", "rename", src, dst)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._zfs("zfs", "mount", src, check=False)
+            raise
         await self._zfs("zfs", "mount", dst, check=False)
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
                           target: Volume, *, snapshots: Sequence[str] = (),
                           from_snapshot: str | None = None) -> None:
-        if snapshots or from_snapshot:  # the next commit
-            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
-                                  "implemented yet")
+        """``zfs send | zfs receive``, within a pool too (a clone would tie the copy to
+        its source's snapshot): the first snapshot in full, each next one incremental
+        on the one before (``-i``: only those asked for, where ``-I`` would bring the
+        ones between), then the volume (a temporary snapshot of it) on the last; from a
+        snapshot, that one alone. The target's temporary snapshot is destroyed."""
         await self._ready(pool)
         await self._ready(target_pool)
         src, dst = self._dataset(pool, source), self._dataset(target_pool, target)
+        if not await self._exists(src):
+            raise NotFound(f"Volume {source.name!r} not found on pool {pool.name!r}")
+        existing = await self.list_snapshots(pool, source)
+        for name in (*snapshots, *([from_snapshot] if from_snapshot else [])):
+            if name not in existing:
+                raise NotFound(f"Snapshot {name!r} of {source.name!r} not found")
         if await self._exists(dst):
             raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
-        stamp = f"copy-{os.urandom(4).hex()}"
-        await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
+        stamp = from_snapshot or f"copy-{os.urandom(4).hex()}"
+        chain = [f"{src}@{n}" for n in existing if n in snapshots] + [f"{src}@{stamp}"]
+        if from_snapshot is None:
+            await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
         try:
-            with _fifo() as fifo:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(lambda: run(_receive(dst, fifo), timeout=3600))
-                    await run(_send(f"{src}@{stamp}", fifo), timeout=3600)
+            base: str | None = None
+            for snap in chain:
+                await self._stream(snap, dst, base)
+                base = snap
             await self._destroy(f"{dst}@{stamp}")
             await self._zfs("zfs", "mount", dst, check=False)
             await self._apply_size(target_pool, target)
@@ -549,8 +586,17 @@ class ZfsDriver:
                 await self._destroy(dst, "-r")
             raise
         finally:
-            with trio.CancelScope(shield=True):
-                await self._destroy(f"{src}@{stamp}")
+            if from_snapshot is None:
+                with trio.CancelScope(shield=True):
+                    await self._destroy(f"{src}@{stamp}")
+
+    async def _stream(self, snapshot: str, dataset: str, base: str | None) -> None:
+        """``zfs send [-i base] snapshot | zfs receive dataset`` through a FIFO."""
+        with _fifo() as fifo:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: run(_receive(dataset, fifo, force=base is not None),
+                                               timeout=3600))
+                await run(_send(snapshot, fifo, base), timeout=3600)
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         await self._ready(pool)
@@ -637,15 +683,53 @@ class ZfsDriver:
 
     async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
                               new_name: str) -> None:
-        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+        """``zfs rename DS@a DS@b`` (its creation, hence its place, is kept)."""
+        names = await self.list_snapshots(pool, volume)
+        if name not in names:
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        if new_name in names:
+            raise InvalidArgument(f"Snapshot {new_name!r} of {volume.name!r} exists")
+        dataset = self._dataset(pool, volume)
+        await self._zfs("zfs", "rename", f"{dataset}@{name}", f"{dataset}@{new_name}")
+
+    def _snapshot_mount(self, pool: PoolRecord, volume: Volume, name: str
+                        ) -> tuple[str, Path]:
+        """The read-only clone that shows a snapshot (zfs-fuse has no ``.zfs/snapshot``
+        and cannot mount a snapshot): a child of the volume's dataset, so that deleting
+        the volume takes it along, mounted apart from the volume."""
+        return (f"{self._dataset(pool, volume)}/{SNAPSHOT_MOUNT}{name}",
+                self._root(pool) / SNAPSHOT_MOUNTS / _DIRS[volume.type] /
+                volume.storage_name / name)
 
     async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
                              ) -> MountedVolume:
-        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+        await self._ready(pool)
+        snap = f"{self._dataset(pool, volume)}@{name}"
+        if not await self._exists(snap):
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        clone, path = self._snapshot_mount(pool, volume, name)
+        if not await self._exists(clone):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await self._zfs("zfs", "clone", "-o", "readonly=on", "-o", f"mountpoint={path}",
+                            snap, clone)
+        await self._zfs("zfs", "mount", clone, check=False)
+        if not (path / "rootfs").is_dir():
+            with trio.CancelScope(shield=True):
+                await self.unmount_snapshot(pool, volume, name)
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} holds no rootfs")
+        return MountedVolume(path / "rootfs")
 
     async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
-        return None
-
+        await self._ready(pool)
+        clone, path = self._snapshot_mount(pool, volume, name)
+        await self._destroy(clone)
+        top = self._root(pool) / SNAPSHOT_MOUNTS
+        while path != top.parent:  # the empty directories up to snapshot-mounts/
+            try:
+                path.rmdir()
+            except OSError:
+                break
+            path = path.parent
 
 @impl
 def lxctl_register_drivers(registry: DriverRegistry) -> None:
