@@ -58,13 +58,14 @@ async def transfer(src_pool: PoolRecord, src: StorageDriver, volume: Volume,
     await dst.create_volume(dst_pool, target)
     try:
         into = (await dst.mount_volume(dst_pool, target)).path
-        for name in snapshots:
-            await _rsync_snapshot(src_pool, src, volume, name, into)
+        for i, name in enumerate(snapshots):
+            await _rsync_snapshot(src_pool, src, volume, name, into, again=i > 0)
             await snapshots_of(dst).create_snapshot(dst_pool, target, name)
         if from_snapshot is not None:
             await _rsync_snapshot(src_pool, src, volume, from_snapshot, into)
         else:
-            await rsync((await src.mount_volume(src_pool, volume)).path, into)
+            await rsync((await src.mount_volume(src_pool, volume)).path, into,
+                        again=bool(snapshots))
     except BaseException:
         with shielded(f"Removing the partial copy {target.name} on {dst_pool.name}"):
             await dst.delete_volume(dst_pool, target)
@@ -73,16 +74,21 @@ async def transfer(src_pool: PoolRecord, src: StorageDriver, volume: Volume,
 
 
 async def _rsync_snapshot(pool: PoolRecord, driver: StorageDriver, volume: Volume,
-                          name: str, into: Path) -> None:
+                          name: str, into: Path, *, again: bool = False) -> None:
     snaps = snapshots_of(driver)
     mounted = await snaps.mount_snapshot(pool, volume, name)
     try:
-        await rsync(mounted.path, into)
+        await rsync(mounted.path, into, again=again)
     finally:
         with trio.CancelScope(shield=True):
             await snaps.unmount_snapshot(pool, volume, name)
 
 
-async def rsync(source: Path, target: Path) -> None:
-    """``target`` becomes a copy of ``source`` (directories), owners and ids as they are."""
-    await run([*RSYNC, f"{source}/", f"{target}/"], timeout=RSYNC_TIMEOUT)
+async def rsync(source: Path, target: Path, *, again: bool = False) -> None:
+    """``target`` becomes a copy of ``source`` (directories), owners and ids as they are.
+
+    ``again``: ``target`` holds an earlier state of ``source`` (the snapshot before):
+    files are compared by content, as a file changed within the same second keeps its
+    size and mtime, and rewriting unchanged ones would unshare them from the snapshot."""
+    await run([*RSYNC, *(["--checksum"] if again else []), f"{source}/", f"{target}/"],
+              timeout=RSYNC_TIMEOUT)

@@ -113,7 +113,9 @@ async def test_restore_puts_config_and_volume_back_and_restarts(tmp_path: Path) 
             await c.call("instance.update", name="c1", config={"user.state": "newer"})
             assert "fake restore_snapshot failed" in await error(
                 c, "instance_snapshot.restore", instance="c1", name="s0")
-            assert (await c.call("instance.get", name="c1"))["config"]["user.state"] == "newer"
+            inst = await c.call("instance.get", name="c1")
+            assert inst["config"]["user.state"] == "newer"
+            assert inst["status"] == "Running"  # started again as it was
             assert "not found" in await error(c, "instance_snapshot.restore", instance="c1",
                                               name="nope")
 

@@ -17,13 +17,13 @@ from typing import Any
 import trio
 
 from lxctl.config.instance import expiry_seconds
-from lxctl.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
+from lxctl.errors import AlreadyExists, InvalidArgument, InvalidState, LxctlError, NotFound
 from lxctl.kernel.events import lifecycle, source_path
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.idmap import shift_tree
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log
 from lxctl.objects.names import check_object_name
 from lxctl.objects.pools import snapshots_of
 from lxctl.state.records import SnapshotRecord, now
@@ -215,7 +215,12 @@ class Snapshots(InstanceBase):
                 await self.do_stop(rec, 0, True)
             with shielded(f"Restoring instance {name} from {snapshot}", RESTORE_SECONDS):
                 self.ops.progress(op, step="restoring root volume")
-                await snaps.restore_snapshot(pool, volume, snapshot)
+                try:
+                    await snaps.restore_snapshot(pool, volume, snapshot)
+                except LxctlError:  # nothing restored: it runs again as it was
+                    if was in ("Running", "Frozen"):
+                        await self._start_quietly(rec)
+                    raise
                 if delta != (0, 0):  # the snapshot's files are in another id map
                     mounted = await storage.mount_volume(pool, volume)
                     await trio.to_thread.run_sync(shift_tree, mounted.path, *delta)
@@ -228,6 +233,13 @@ class Snapshots(InstanceBase):
 
         return await self.locked_op(rec, "restore",
                                     f"Restoring instance {name} from snapshot {snapshot}", work)
+
+    async def _start_quietly(self, rec: InstanceRecord) -> None:
+        try:
+            await self.do_start(rec)
+        except LxctlError as exc:
+            log.warning("restarting after a failed restore failed", instance=rec.name,
+                        error=exc.message)
 
     def _idmap_delta(self, rec: InstanceRecord, snap: SnapshotRecord) -> tuple[int, int]:
         """How far the snapshot's files are from the instance's id map (a copy of an
