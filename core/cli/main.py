@@ -70,9 +70,9 @@ LXCTL_CONF (default ~/.config/lxctl/config.yml) is the client config (current pr
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # command -> (module, function)
-    "launch": ("instances", "launch"),
-    "init": ("instances", "init"),
-    "create": ("instances", "init"),
+    "launch": ("launch", "launch"),
+    "init": ("launch", "init"),
+    "create": ("launch", "init"),
     "start": ("instances", "start"),
     "stop": ("instances", "stop"),
     "restart": ("instances", "restart"),

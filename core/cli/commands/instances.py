@@ -1,4 +1,5 @@
-"""Instance commands: launch, init, start, stop, restart, pause, resume, delete, list, info."""
+"""Instance commands: start, stop, restart, pause, resume, delete, list, info (launch and
+init are in :mod:`lxctl.cli.commands.launch`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from lxctl.cli.args import ArgumentParser, key_values, target
+from lxctl.cli.args import ArgumentParser, target
 from lxctl.cli.connection import Client, RpcError, connect
 from lxctl.cli.output import check_format, render_rows, size, write
 
@@ -25,50 +26,6 @@ WANTED_FROM = {"start": ("Stopped", "Frozen"), "stop": ("Running", "Frozen"),
 
 def _parser(command: str, description: str) -> ArgumentParser:
     return ArgumentParser(prog=f"lxctl {command}", description=description)
-
-
-# ---------------------------------------------------------------------------- create
-def _create(command: str, args: list[str], start: bool) -> int:
-    p = _parser(command, "Create and start an instance" if start else "Create an instance")
-    p.add_argument("image")
-    p.add_argument("name", nargs="?")
-    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("-p", "--profile", action="append", default=None)
-    p.add_argument("--no-profiles", action="store_true")
-    p.add_argument("-s", "--storage")
-    p.add_argument("-e", "--ephemeral", action="store_true")
-    p.add_argument("--description", default="")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--vm", action="store_true")
-    p.add_argument("-t", "--type", dest="instance_type", metavar="TYPE")
-    opts = p.parse_args(args)
-    if opts.vm:
-        raise ValueError("virtual machines are not supported yet")
-    image = opts.image.split(":", 1)[1] if opts.image.startswith("local:") else opts.image
-    profiles = [] if opts.no_profiles else opts.profile
-    client = connect()
-    op = client.call("instance.create", {
-        "image": image, "name": None if opts.name is None else target(opts.name),
-        "config": key_values(opts.config),
-        "profiles": profiles, "storage": opts.storage, "ephemeral": opts.ephemeral,
-        "start": start, "description": opts.description,
-        **({"instance_type": opts.instance_type} if opts.instance_type else {}),
-    })
-    name = op["resources"]["instances"][0].rsplit("/", 1)[1].partition("?")[0]
-    if not opts.quiet:
-        write(f"{'Launching' if start else 'Creating'} {name}\n")
-        if opts.name is None:
-            write(f"Instance name is: {name}\n")
-    client.wait_operation(op)
-    return 0
-
-
-def launch(command: str, args: list[str]) -> int:
-    return _create(command, args, start=True)
-
-
-def init(command: str, args: list[str]) -> int:
-    return _create(command, args, start=False)
 
 
 # ---------------------------------------------------------------------------- power
