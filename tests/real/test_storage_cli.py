@@ -161,7 +161,12 @@ def test_pool_volumes_and_an_instance_on_each_driver(daemon: Daemon, driver: str
     pool_cleanup += [f"volume:{pool}:v4", "volume:default:lxt-st-v5"]
     d.ok("storage", "volume", "move", "default/lxt-st-v3", f"{pool}/v5")
     d.ok("storage", "volume", "move", f"{pool}/v5", "default/lxt-st-v5")
-    assert "Snapshots:" not in d.ok("storage", "volume", "info", "default", "lxt-st-v5")
+    # snapshots travel with copies and moves (rsync between drivers), unless --volume-only
+    assert "Snapshots:\n  s1" in d.ok("storage", "volume", "info", "default", "lxt-st-v5")
+    pool_cleanup.append(f"volume:{pool}:v6")
+    d.ok("storage", "volume", "copy", f"{pool}/v1", f"{pool}/v6", "--volume-only")
+    assert "Snapshots:" not in d.ok("storage", "volume", "info", pool, "v6")
+    d.ok("storage", "volume", "delete", pool, "v6")
     names = {(v["pool"], v["name"]) for v in json.loads(
         d.ok("storage", "volume", "list", "--format", "json")) if v["type"] == "custom"}
     assert {(pool, "v1"), (pool, "v4"), ("default", "lxt-st-v5")} <= names

@@ -60,6 +60,18 @@ def lxctl(state_dir: Path, *args: str, timeout: float = DEADLINE,
     ["version", "extra"],
     ["exec", "c1", "--bogus", "--", "true"],
     ["exec"],
+    ["snapshot"],
+    ["snapshot", "frobnicate", "c1"],
+    ["snapshot", "create"],
+    ["snapshot", "create", "c1", "--bogus"],
+    ["snapshot", "rename", "c1", "s0"],
+    ["copy", "c1"],
+    ["copy", "c1", "c2/s0"],
+    ["copy", "c1", "c2", "-d", "root"],
+    ["move", "c1"],
+    ["move", "c1/s0", "c2"],
+    ["rename", "c1"],
+    ["mv", "c1", "c2", "--bogus"],
 ], ids=" ".join)
 def test_usage_error_is_one_error_line_and_exit_1(state_dir: Path, args: list[str]) -> None:
     r = lxctl(state_dir, *args)

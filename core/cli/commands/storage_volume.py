@@ -44,6 +44,8 @@ def _parser() -> ArgumentParser:
         c = sub.add_parser(verb)
         c.add_argument("source", metavar="POOL/VOLUME")
         c.add_argument("target", metavar="POOL/VOLUME")
+        c.add_argument("--volume-only", action="store_true",
+                       help="without the volume's snapshots")
     attach = sub.add_parser("attach")
     for arg in ("pool", "volume", "instance"):
         attach.add_argument(arg)
@@ -134,7 +136,8 @@ def storage_volume(args: list[str]) -> int:
         client.call("storage_volume.copy", {"pool": pool, "name": name,
                                             "target_pool": target_pool,
                                             "target_name": target_name,
-                                            "move": verb in ("move", "mv")})
+                                            "move": verb in ("move", "mv"),
+                                            "volume_only": opts.volume_only})
         write(f"Storage volume {'moved' if verb in ('move', 'mv') else 'copied'} "
               "successfully!\n")
     elif verb == "attach":
