@@ -267,6 +267,8 @@ async def _serve(app: App, listener: trio.abc.Listener[Any],
         server = Server(dispatcher, app.drivers, app.hooks, app, app.config.max_message_size)
         await nursery.start(server.serve, listener)
         await app.instances.adopt()
+        nursery.start_soon(app.instances.prune_expired_forever,
+                           app.config.snapshots_prune_interval)
         app.ready.set()
         log.info("daemon started", version=__version__, dir=str(app.directory),
                  plugins=[p["name"] for p in app.hooks.plugins()], pid=os.getpid())

@@ -37,6 +37,7 @@ class DaemonConfig:
     # copies between two pools of one driver: its native transfer (btrfs send/receive, zfs
     # send/recv); false: rsync, as between drivers (to compare them, or to avoid a stream)
     native_transfers: bool = True
+    snapshots_prune_interval: float = 60.0  # seconds between deletions of expired snapshots
     # OVN networks: the northbound DB, the local Open vSwitch DB and its integration bridge
     ovn_northbound: str = ""  # e.g. unix:/run/ovn/ovnnb_db.sock; "": OVN networks unavailable
     ovs_connection: str = ""  # ovs-vsctl --db (""; its default, unix:/run/openvswitch/db.sock)
@@ -63,6 +64,7 @@ _DAEMON_KEYS: dict[str, tuple[str, type]] = {
     "hooks.concurrency": ("hooks_concurrency", int),
     "storage.default_driver": ("default_pool_driver", str),
     "storage.native_transfers": ("native_transfers", bool),
+    "snapshots.prune_interval": ("snapshots_prune_interval", float),
     "network.ovn.northbound_connection": ("ovn_northbound", str),
     "network.ovs.connection": ("ovs_connection", str),
     "network.ovn.integration_bridge": ("ovn_integration_bridge", str),

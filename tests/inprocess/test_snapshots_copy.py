@@ -4,6 +4,7 @@ changed. (tests/real/test_instance_copy.py does the same on real btrfs and LXC.)
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,20 @@ async def test_snapshot_expiry_and_reuse(tmp_path: Path) -> None:
             with pytest.raises(RpcError, match=r"snapshots\.expiry"):
                 await c.call("instance.update", name="c1",
                              config={"snapshots.expiry": "tomorrow"})
+
+
+async def test_expired_snapshots_are_deleted(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with daemon(tmp_path / "d", snapshots_prune_interval=0.05) as d:
+            c = await launched(d)
+            await c.wait(await c.call("instance_snapshot.create", instance="c1", name="old",
+                                      expires_at=time.time() + 0.2))
+            await c.wait(await c.call("instance_snapshot.create", instance="c1", name="kept"))
+            while len(await c.call("instance_snapshot.list", instance="c1")) > 1:
+                await trio.sleep(0.05)
+            assert [s["name"] for s in await c.call("instance_snapshot.list",
+                                                    instance="c1")] == ["kept"]
+            assert list(d.world.snapshots[("default", "c1")]) == ["kept"]
 
 
 async def test_restore_puts_config_and_volume_back_and_restarts(tmp_path: Path) -> None:

@@ -183,6 +183,31 @@ class Snapshots(InstanceBase):
         self._snapshot_event("instance-snapshot-updated", snap)
         return snap
 
+    # ------------------------------------------------------------------ expiry
+    async def prune_expired(self) -> int:
+        """Delete the snapshots whose ``expires_at`` has passed; return how many. One
+        whose instance is busy or whose pool is down waits for the next round."""
+        due = [s for s in await self.store.read(lambda t: t.snapshot_list(None))
+               if 0 < s.expires_at <= now()]
+        deleted = 0
+        for snap in due:
+            try:
+                op = await self.snapshot_delete(snap.project, snap.instance, snap.name)
+                await op.done.wait()
+            except LxctlError as exc:
+                log.info("expired snapshot kept for now", instance=snap.instance,
+                         snapshot=snap.name, error=exc.message)
+                continue
+            if op.status == "Success":
+                deleted += 1
+        return deleted
+
+    async def prune_expired_forever(self, interval: float) -> None:
+        """Every ``interval`` seconds, as Incus's snapshot expiry task does each minute."""
+        while not self.ops.closing:
+            await trio.sleep(interval)
+            await self.prune_expired()
+
     # ------------------------------------------------------------------ restore
     async def snapshot_restore(self, project: str, name: str, snapshot: str, *,
                                stateful: bool = False) -> Operation:
