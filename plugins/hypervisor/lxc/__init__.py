@@ -52,7 +52,7 @@ from lxctl.public import (
     spawn_service,
 )
 
-from . import addresses, cgroups, nics
+from . import addresses, cgroups, idmaps, nics
 from . import config as lxc_config
 from . import exec as lxc_exec
 from . import files as lxc_files
@@ -96,6 +96,8 @@ class LxcDriver:
         self.memory = lxc_limits.host_memory()
         self.lxcfs = Lxcfs(ctx.state_dir / "lxcfs.log")
         self._inits: dict[str, tuple[int, str]] = {}  # running name -> (init pid, start)
+        # liblxc writes id maps itself, without forking the shadow tools (see idmaps)
+        self.start_env = idmaps.start_environment(ctx.state_dir / "lxc-tools")
 
     @classmethod
     def probe(cls) -> str | None:
@@ -188,7 +190,7 @@ class LxcDriver:
         # lxc-start returns once the container runs (or failed); never c.start() here
         outcome = await run(
             ["lxc-start", "-P", self.lxcpath, "-n", inst.qualified_name], check=False,
-            timeout=START_TIMEOUT)
+            timeout=START_TIMEOUT, env=self.start_env or None)
         status = await self._thread(self._status, inst.qualified_name)
         if not outcome.ok or status != "Running":
             await self._thread(self._clean_cgroups, inst.qualified_name)
