@@ -16,6 +16,12 @@ into a thin LV ``images_<fingerprint>`` and each instance volume is a thin snaps
 LV names follow Incus: ``containers_NAME``, ``custom_NAME``, ``images_FP``, snapshots
 ``containers_NAME-SNAP``, with ``-`` in names doubled so the separator stays unique.
 
+A copy within one thin pool is thin snapshots (of each snapshot, then of the volume);
+any other (another VG, thick LVs) is a new LV filled by rsync from each snapshot in turn,
+snapshotted under its name, then from the volume. Snapshots are listed by creation
+(``lv_time``, then ``thin_id``) and mounted read-only after ``lvchange -ay -K`` (ext4
+with ``noload``, xfs with ``norecovery,nouuid``; btrfs LVs refused: a duplicate fsid).
+
 The command lines and the parsing of ``pvs``/``vgs``/``lvs`` are pure functions (unit
 tested against real outputs). This kernel has no device-mapper, so ``probe`` says so and
 the driver is not loaded here.
@@ -42,6 +48,7 @@ from lxctl.public import (
     DriverRegistry,
     ImageSource,
     InvalidArgument,
+    InvalidState,
     KeyType,
     MountedVolume,
     NotFound,
@@ -223,6 +230,37 @@ def lvrename_argv(vg: str, old: str, new: str) -> list[str]:
     return ["lvrename", vg, old, new]
 
 
+def activate_argv(vg: str, lv: str) -> list[str]:
+    """``lvchange -ay -K``: also an LV whose activation is skipped (thin snapshots made
+    by other tools default to it)."""
+    return ["lvchange", "--activate", "y", "--ignoreactivationskip", f"{vg}/{lv}"]
+
+
+def snapshot_mount_options(filesystem: str, options: str) -> str:
+    """Options to mount a read-only snapshot LV: ``ro``, and what lets each filesystem
+    mount a device it cannot write. ext4: ``noload`` (no journal replay); xfs:
+    ``norecovery`` and ``nouuid`` (the origin, mounted, has the same UUID). btrfs is
+    refused: a copy of a btrfs device has its origin's fsid, which the kernel (before
+    6.7's temp-fsid) will not mount twice, and a read-only LV cannot take a new one."""
+    extra = {"ext4": ["noload"], "xfs": ["norecovery", "nouuid"]}.get(filesystem)
+    if extra is None:
+        raise InvalidState(f"Snapshots of {filesystem} LVs cannot be mounted read-only "
+                           "beside their origin (same filesystem UUID)")
+    kept = [o for o in options.split(",") if o and o not in ("rw", "discard")]
+    return ",".join(["ro", *kept, *extra])
+
+
+def snapshot_order(rows: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """Snapshot LVs oldest first: by ``lv_time`` (seconds), then ``thin_id`` (thin LVs:
+    the pool numbers its devices in the order they are made), then name. ``lvs`` itself
+    lists by name."""
+    def key(row: Mapping[str, str]) -> tuple[str, int, str]:
+        thin_id = row.get("thin_id", "")
+        return (row.get("lv_time", ""), int(thin_id) if thin_id.isdigit() else 0,
+                row["lv_name"])
+    return sorted(rows, key=key)
+
+
 def mkfs_argv(filesystem: str, device: str) -> list[str]:
     if filesystem == "ext4":  # as LXD/Incus: all inode tables now, no discard pass
         return ["mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0",
@@ -322,7 +360,8 @@ async def _dmsetup_version() -> Outcome:
 
 
 _VG_FIELDS = ("vg_name", "vg_size", "vg_free", "lv_count")
-_LV_FIELDS = ("lv_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percent")
+_LV_FIELDS = ("lv_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percent",
+              "lv_time", "thin_id")
 
 
 class LvmDriver:
@@ -662,7 +701,10 @@ class LvmDriver:
         vg, lv = self._vg(pool), self._lv(volume)
         await self.unmount_volume(pool, volume)
         for row in await self._lvs(vg):
-            if row["lv_name"] == lv or snapshot_of(row["lv_name"], lv) is not None:
+            snap = snapshot_of(row["lv_name"], lv)
+            if snap is not None:
+                await self.unmount_snapshot(pool, volume, snap)
+            if row["lv_name"] == lv or snap is not None:
                 await run(lvremove_argv(vg, row["lv_name"]), check=False)
 
     async def mount_volume(self, pool: PoolRecord, volume: Volume) -> MountedVolume:
@@ -681,31 +723,88 @@ class LvmDriver:
     async def rename_volume(self, pool: PoolRecord, volume: Volume, new_name: str) -> None:
         vg, lv = self._vg(pool), self._lv(volume)
         new = Volume(new_name, volume.type, volume.content, volume.project, volume.config)
-        for row in await self._lvs(vg):
-            snap = snapshot_of(row["lv_name"], lv)
+        names = [row["lv_name"] for row in await self._lvs(vg)]
+        if lv not in names:
+            raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
+        if self._lv(new) in names or any(snapshot_of(n, self._lv(new)) for n in names):
+            raise InvalidArgument(f"Volume {new_name!r} exists on pool {pool.name!r}")
+        await self.unmount_volume(pool, volume)
+        for name in names:
+            snap = snapshot_of(name, lv)
             if snap is not None:
-                await self._lvm(lvrename_argv(vg, row["lv_name"], self._lv(new, snap)))
+                await self._lvm(lvrename_argv(vg, name, self._lv(new, snap)))
         await self._lvm(lvrename_argv(vg, lv, self._lv(new)))
 
     async def copy_volume(self, pool: PoolRecord, source: Volume, target_pool: PoolRecord,
                           target: Volume, *, snapshots: Sequence[str] = (),
                           from_snapshot: str | None = None) -> None:
-        if snapshots or from_snapshot:  # the next commit
-            raise InvalidArgument(f"{self.info.name}: copies with snapshots are not "
-                                  "implemented yet")
-        if pool.name == target_pool.name and self._thinpool(pool) is not None:
-            await self._lvm(snapshot_argv(self._vg(pool), self._lv(source),
-                                          self._lv(target), thin=True, readonly=False))
-            return
-        await self.create_volume(target_pool, target)
-        src = await self.mount_volume(pool, source)
-        dst = await self.mount_volume(target_pool, target)
+        """Within one thin pool: thin snapshots (of each snapshot, read-only, then of
+        the volume or of ``from_snapshot``, writable), which share blocks but do not
+        depend on their origin. Otherwise (another VG, or thick LVs, where no LV can
+        be a snapshot of a snapshot): a new LV filled by rsync from each snapshot in
+        turn (mounted read-only), snapshotted under its name, then from the volume."""
+        vg, tvg = self._vg(pool), self._vg(target_pool)
+        names = [row["lv_name"] for row in await self._lvs(vg)]
+        if self._lv(source) not in names:
+            raise NotFound(f"Volume {source.name!r} not found on pool {pool.name!r}")
+        for name in (*snapshots, *([from_snapshot] if from_snapshot else [])):
+            if self._lv(source, name) not in names:
+                raise NotFound(f"Snapshot {name!r} of {source.name!r} not found")
+        tnames = names if tvg == vg else [row["lv_name"] for row in await self._lvs(tvg)]
+        lv = self._lv(target)
+        if lv in tnames or any(snapshot_of(n, lv) for n in tnames):
+            raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
+        origin = self._lv(source, from_snapshot) if from_snapshot else self._lv(source)
         try:
-            await run(["rsync", "-aHAX", "--numeric-ids", f"{src.path}/", f"{dst.path}/"],
-                      timeout=3600)
+            if tvg == vg and self._thinpool(pool) is not None:
+                for name in snapshots:
+                    await self._lvm(snapshot_argv(vg, self._lv(source, name),
+                                                  self._lv(target, name), thin=True))
+                await self._lvm(snapshot_argv(vg, origin, lv, thin=True, readonly=False))
+                size = target.config.get("size")
+                if size:
+                    await self.set_quota(target_pool, target, parse_size(size))
+                return
+            await self.create_volume(target_pool, target)
+            for name in snapshots:
+                mounted = await self.mount_snapshot(pool, source, name)
+                try:
+                    await self._fill(target_pool, target, mounted.path)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self.unmount_snapshot(pool, source, name)
+                await self.create_snapshot(target_pool, target, name)
+            if from_snapshot:
+                mounted = await self.mount_snapshot(pool, source, from_snapshot)
+                try:
+                    await self._fill(target_pool, target, mounted.path)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self.unmount_snapshot(pool, source, from_snapshot)
+            else:
+                was_mounted = os.path.ismount(self._mountpoint(pool, source))
+                src = await self.mount_volume(pool, source)
+                try:
+                    await self._fill(target_pool, target, src.path)
+                finally:
+                    if not was_mounted:
+                        with trio.CancelScope(shield=True):
+                            await self.unmount_volume(pool, source)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.delete_volume(target_pool, target)
+            raise
+
+    async def _fill(self, pool: PoolRecord, volume: Volume, content: Path) -> None:
+        """The volume's content made that of ``content`` (rsync --delete); left
+        unmounted, so that a snapshot of it is taken of a clean filesystem."""
+        dst = await self.mount_volume(pool, volume)
+        try:
+            await run(["rsync", "-aHAX", "--numeric-ids", "--delete", f"{content}/",
+                       f"{dst.path}/"], timeout=3600)
         finally:
             with trio.CancelScope(shield=True):
-                await self.unmount_volume(target_pool, target)
+                await self.unmount_volume(pool, volume)
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         target = self._mountpoint(pool, volume)
@@ -739,6 +838,7 @@ class LvmDriver:
                                       size=None if thin else self._size(pool, volume)))
 
     async def delete_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
+        await self.unmount_snapshot(pool, volume, name)
         await run(lvremove_argv(self._vg(pool), self._lv(volume, name)), check=False)
 
     async def restore_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
@@ -754,21 +854,51 @@ class LvmDriver:
 
     async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
         lv = self._lv(volume)
-        return [s for r in await self._lvs(self._vg(pool))
+        return [s for r in snapshot_order(await self._lvs(self._vg(pool)))
                 if (s := snapshot_of(r["lv_name"], lv)) is not None]
 
 
     async def rename_snapshot(self, pool: PoolRecord, volume: Volume, name: str,
                               new_name: str) -> None:
-        raise InvalidArgument(f"{self.info.name}: rename_snapshot is not implemented yet")
+        vg = self._vg(pool)
+        names = await self.list_snapshots(pool, volume)
+        if name not in names:
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        if new_name in names:
+            raise InvalidArgument(f"Snapshot {new_name!r} of {volume.name!r} exists")
+        await self.unmount_snapshot(pool, volume, name)
+        await self._lvm(lvrename_argv(vg, self._lv(volume, name), self._lv(volume, new_name)))
+
+    def _snapshot_mountpoint(self, pool: PoolRecord, volume: Volume, name: str) -> Path:
+        return (self.ctx.state_dir / "storage-pools" / pool.name / "snapshots" /
+                _TYPES[volume.type] / volume.storage_name / name)
 
     async def mount_snapshot(self, pool: PoolRecord, volume: Volume, name: str
                              ) -> MountedVolume:
-        raise InvalidArgument(f"{self.info.name}: mount_snapshot is not implemented yet")
+        """The snapshot LV activated (``-ay -K``) and mounted read-only."""
+        vg, lv = self._vg(pool), self._lv(volume, name)
+        if name not in await self.list_snapshots(pool, volume):
+            raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
+        fs = self._filesystem(pool, volume)
+        configured = volume.config.get("block.mount_options") or \
+            pool.config.get("volume.block.mount_options") or default_mount_options(fs)
+        options = snapshot_mount_options(fs, configured)
+        target = self._snapshot_mountpoint(pool, volume, name)
+        await self._lvm(activate_argv(vg, lv))
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.path.ismount(target):
+            await run(["mount", "-t", fs, "-o", options, lv_path(vg, lv), target],
+                      timeout=60)
+        return MountedVolume(target / "rootfs")
 
     async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
-        return None
-
+        target = self._snapshot_mountpoint(pool, volume, name)
+        if os.path.ismount(target):
+            await run(["umount", target], timeout=60)
+        try:
+            target.rmdir()
+        except OSError:
+            pass
 
 @impl
 def lxctl_register_drivers(registry: DriverRegistry) -> None:

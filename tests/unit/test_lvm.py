@@ -10,15 +10,21 @@ lvs-thin.json and lvs-thin.txt are written by hand in the documented shape (lvs(
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from lxctl.config.schema import ConfigSchema, Scope
-from lxctl.drivers.storage import VolumeType
-from lxctl.errors import InvalidArgument
+from lxctl.drivers.context import DriverContext
+from lxctl.drivers.storage import Volume, VolumeType
+from lxctl.errors import DriverError, InvalidArgument, InvalidState, NotFound
+from lxctl.execute import Outcome
 from lxctl.objects.pools import Pools
+from lxctl.state.records import PoolRecord
 from lxctl_plugins.storage import btrfs, lvm
 from lxctl_plugins.storage import dir as dir_driver
 
@@ -291,3 +297,196 @@ def test_probe_names_device_mapper() -> None:
     reason = lvm.LvmDriver.probe()
     if not has_dm:
         assert reason is not None and "device-mapper" in reason
+
+
+# ---------------------------------------------------------------------- snapshots, copies
+class FakeLvm:
+    """What the driver runs, recorded, against a model of the VGs' LVs kept from the
+    lvcreate/lvrename/lvremove lines it sees (``lvs`` answers from it in the JSON shape
+    of lvs-thin.json, with lv_time and thin_id). ``fail``: (tool, n): its n-th run from
+    now fails."""
+
+    def __init__(self, lvs: dict[str, list[str]]) -> None:
+        self.lvs = {vg: list(names) for vg, names in lvs.items()}
+        self.ids = {(vg, n): i for vg, names in lvs.items() for i, n in enumerate(names)}
+        self.argv: list[list[str]] = []
+        self.fail: tuple[str, int] | None = None
+
+    def exists(self, path: str) -> bool:
+        _, _, vg, lv = path.split("/")
+        return lv in self.lvs.get(vg, [])
+
+    async def run(self, argv: list[Any], *, check: bool = True, **_: Any) -> Outcome:
+        args = [str(a) for a in argv]
+        stdout = b""
+        if self.fail and args[0] == self.fail[0]:
+            self.fail = (self.fail[0], self.fail[1] - 1)
+        if self.fail and self.fail[1] == 0:  # as the helper: DriverError if checked
+            self.fail = None
+            if check:
+                raise DriverError(f"{args[0]} failed: it failed")
+            return Outcome(tuple(args), 1, b"", b"it failed", 0.0)
+        if args[0] == "lvs":
+            vg = args[-1]
+            stdout = json.dumps({"report": [{"lv": [
+                {"lv_name": n, "lv_attr": "Vwi-a-tz--", "lv_size": str(10 * GiB),
+                 "pool_lv": "IncusThinPool", "origin": "", "data_percent": "",
+                 "lv_time": "2026-12-02 15:00:00 +0000",
+                 "thin_id": str(self.ids[(vg, n)])}
+                for n in self.lvs.get(vg, [])]}]}).encode()
+        else:
+            self.argv.append(args)
+        if args[0] == "lvcreate":
+            name = args[args.index("--name") + 1]
+            vg = args[-1].split("/")[0]
+            self.lvs.setdefault(vg, []).append(name)
+            self.ids[(vg, name)] = len(self.ids)
+        elif args[0] == "lvrename":
+            vg, old, new = args[1:]
+            self.lvs[vg][self.lvs[vg].index(old)] = new
+            self.ids[(vg, new)] = self.ids.pop((vg, old))
+        elif args[0] == "lvremove":
+            vg, lv = args[-1].split("/")
+            if lv in self.lvs.get(vg, []):
+                self.lvs[vg].remove(lv)
+        return Outcome(tuple(args), 0, stdout, b"", 0.0)
+
+    def ran(self, *tools: str) -> list[list[str]]:
+        return [a for a in self.argv if a[0] in tools]
+
+
+@pytest.fixture
+def fake_lvm(monkeypatch: pytest.MonkeyPatch) -> FakeLvm:
+    fake = FakeLvm({
+        "vg1": ["IncusThinPool", "containers_c1", "containers_c1-s1", "containers_c1-s0",
+                "custom_taken"],  # -s1 made before -s0 (thin_id 2, 3): lvs lists by name
+        "vg2": ["IncusThinPool"]})
+    monkeypatch.setattr(lvm, "run", fake.run)
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: fake.exists(str(p))
+                        if str(p).startswith("/dev/") else real_exists(p))
+    return fake
+
+
+def _lvm_driver(tmp_path: Path) -> lvm.LvmDriver:
+    return lvm.LvmDriver(DriverContext(tmp_path, "t", None))
+
+
+P1 = PoolRecord("p1", "lvm", {"lvm.vg_name": "vg1"})
+P2 = PoolRecord("p2", "lvm", {"lvm.vg_name": "vg2"})
+C1, C2 = Volume("c1", VolumeType.CONTAINER), Volume("c2", VolumeType.CONTAINER)
+
+
+async def test_snapshots_listed_oldest_first_and_renamed(fake_lvm: FakeLvm,
+                                                         tmp_path: Path) -> None:
+    driver = _lvm_driver(tmp_path)
+    assert await driver.list_snapshots(P1, C1) == ["s1", "s0"]  # thin_id, not the name
+    with pytest.raises(InvalidArgument, match="exists"):
+        await driver.rename_snapshot(P1, C1, "s0", "s1")
+    with pytest.raises(NotFound):
+        await driver.rename_snapshot(P1, C1, "nosuch", "x")
+    await driver.rename_snapshot(P1, C1, "s1", "a-b")
+    assert fake_lvm.ran("lvrename") == [["lvrename", "vg1", "containers_c1-s1",
+                                         "containers_c1-a--b"]]
+    assert await driver.list_snapshots(P1, C1) == ["a-b", "s0"]  # its place kept
+
+
+async def test_rename_volume_with_snapshots(fake_lvm: FakeLvm, tmp_path: Path) -> None:
+    driver = _lvm_driver(tmp_path)
+    with pytest.raises(InvalidArgument, match="exists"):
+        await driver.rename_volume(P1, Volume("taken", VolumeType.CUSTOM), "taken")
+    fake_lvm.lvs["vg1"].append("containers_c9-s0")  # a snapshot left of a name: taken
+    fake_lvm.ids[("vg1", "containers_c9-s0")] = 99
+    with pytest.raises(InvalidArgument, match="exists"):
+        await driver.rename_volume(P1, C1, "c9")
+    assert fake_lvm.ran("lvrename") == []
+    await driver.rename_volume(P1, C1, "c2")
+    assert fake_lvm.ran("lvrename") == [
+        ["lvrename", "vg1", "containers_c1-s1", "containers_c2-s1"],
+        ["lvrename", "vg1", "containers_c1-s0", "containers_c2-s0"],
+        ["lvrename", "vg1", "containers_c1", "containers_c2"]]
+
+
+async def test_mount_snapshot_read_only(fake_lvm: FakeLvm, tmp_path: Path) -> None:
+    driver = _lvm_driver(tmp_path)
+    mounted = await driver.mount_snapshot(P1, C1, "s0")
+    target = tmp_path / "storage-pools" / "p1" / "snapshots" / "containers" / "c1" / "s0"
+    assert mounted.path == target / "rootfs"
+    assert fake_lvm.argv == [
+        ["lvchange", "--activate", "y", "--ignoreactivationskip", "vg1/containers_c1-s0"],
+        ["mount", "-t", "ext4", "-o", "ro,noload", "/dev/vg1/containers_c1-s0",
+         str(target)]]
+    await driver.unmount_snapshot(P1, C1, "s0")  # not mounted here: nothing to run
+    assert not target.exists()
+    with pytest.raises(NotFound):
+        await driver.mount_snapshot(P1, C1, "nosuch")
+    assert lvm.snapshot_mount_options("xfs", "discard,noatime") == \
+        "ro,noatime,norecovery,nouuid"
+    with pytest.raises(InvalidState, match="same filesystem UUID"):
+        lvm.snapshot_mount_options("btrfs", "")
+
+
+async def test_copy_within_a_thin_pool(fake_lvm: FakeLvm, tmp_path: Path) -> None:
+    """Thin snapshots of each snapshot (read-only) and of the volume (writable): no
+    data copied, and none depends on its origin."""
+    driver = _lvm_driver(tmp_path)
+    await driver.copy_volume(P1, C1, P1, C2, snapshots=["s1", "s0"])
+    assert fake_lvm.ran("lvcreate") == [
+        lvm.snapshot_argv("vg1", "containers_c1-s1", "containers_c2-s1", thin=True),
+        lvm.snapshot_argv("vg1", "containers_c1-s0", "containers_c2-s0", thin=True),
+        lvm.snapshot_argv("vg1", "containers_c1", "containers_c2", thin=True,
+                          readonly=False)]
+    assert await driver.list_snapshots(P1, C2) == ["s1", "s0"]
+    fake_lvm.argv.clear()
+    await driver.copy_volume(P1, C1, P1, Volume("c3", VolumeType.CONTAINER),
+                             from_snapshot="s0")
+    assert fake_lvm.ran("lvcreate") == [lvm.snapshot_argv(
+        "vg1", "containers_c1-s0", "containers_c3", thin=True, readonly=False)]
+
+
+async def test_copy_between_volume_groups(fake_lvm: FakeLvm, tmp_path: Path) -> None:
+    """A new LV filled by rsync from each snapshot, mounted read-only, and snapshotted
+    under its name, then from the volume."""
+    driver = _lvm_driver(tmp_path)
+    await driver.copy_volume(P1, C1, P2, C2, snapshots=["s1", "s0"])
+    snaps = tmp_path / "storage-pools" / "p1" / "snapshots" / "containers" / "c1"
+    dst = tmp_path / "storage-pools" / "p2" / "containers" / "c2"
+    src = tmp_path / "storage-pools" / "p1" / "containers" / "c1"
+    assert fake_lvm.ran("lvcreate", "rsync") == [
+        lvm.lvcreate_argv("vg2", "containers_c2", "10GiB", "IncusThinPool"),
+        ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{snaps}/s1/rootfs/",
+         f"{dst}/rootfs/"],
+        lvm.snapshot_argv("vg2", "containers_c2", "containers_c2-s1", thin=True),
+        ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{snaps}/s0/rootfs/",
+         f"{dst}/rootfs/"],
+        lvm.snapshot_argv("vg2", "containers_c2", "containers_c2-s0", thin=True),
+        ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{src}/rootfs/",
+         f"{dst}/rootfs/"]]
+    mounts = [a[-1] for a in fake_lvm.ran("mount")]
+    assert mounts == [str(dst), f"{snaps}/s1", str(dst), f"{snaps}/s0", str(dst),
+                      str(src), str(dst)]
+    assert [a for a in fake_lvm.ran("mount") if "ro,noload" in a] == [
+        ["mount", "-t", "ext4", "-o", "ro,noload", "/dev/vg1/containers_c1-s1",
+         f"{snaps}/s1"],
+        ["mount", "-t", "ext4", "-o", "ro,noload", "/dev/vg1/containers_c1-s0",
+         f"{snaps}/s0"]]
+    assert await driver.list_snapshots(P2, C2) == ["s1", "s0"]
+
+
+async def test_failed_copies_leave_nothing(fake_lvm: FakeLvm, tmp_path: Path) -> None:
+    driver = _lvm_driver(tmp_path)
+    with pytest.raises(InvalidArgument, match="exists"):
+        await driver.copy_volume(P1, C1, P1, Volume("taken", VolumeType.CUSTOM))
+    with pytest.raises(NotFound):
+        await driver.copy_volume(P1, C1, P2, C2, snapshots=["s0", "nosuch"])
+    with pytest.raises(NotFound):
+        await driver.copy_volume(P1, Volume("nosuch", VolumeType.CONTAINER), P2, C2)
+    assert fake_lvm.ran("lvcreate") == []
+    fake_lvm.fail = ("rsync", 2)  # the second snapshot's content cannot be copied
+    fake_lvm.argv.clear()
+    with pytest.raises(DriverError):
+        await driver.copy_volume(P1, C1, P2, C2, snapshots=["s1", "s0"])
+    assert fake_lvm.ran("lvcreate")[-1][-1] == "vg2/containers_c2"  # s1 was made
+    assert fake_lvm.lvs["vg2"] == ["IncusThinPool"]  # and went with the LV
+    assert fake_lvm.lvs["vg1"][:4] == ["IncusThinPool", "containers_c1",
+                                       "containers_c1-s1", "containers_c1-s0"]
