@@ -86,6 +86,12 @@ class SnapshotRecord:
     def key(self) -> tuple[str, str, str]:
         return (self.project, self.instance, self.name)
 
+    def summary(self) -> dict[str, Any]:
+        """What an instance's ``snapshots`` list shows of it (``to_api`` has the rest)."""
+        return {"name": self.name, "description": self.description,
+                "created_at": iso(self.created_at), "expires_at": iso(self.expires_at),
+                "stateful": self.stateful}
+
     def to_api(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
                 "config": dict(self.config),

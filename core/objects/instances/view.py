@@ -33,7 +33,7 @@ class View(InstanceBase):
             if full and state.network is not None:  # NICs on managed networks
                 for iface, nic in self.networks.nic_state(rec).items():
                     item["state"]["network"].setdefault(iface, {"addresses": []}).update(nic)
-            item["snapshots"] = [s.to_api() for s in snapshots.get(rec.key, ())]
+            item["snapshots"] = [s.summary() for s in snapshots.get(rec.key, ())]
             out.append(item)
         return out
 
