@@ -36,6 +36,7 @@ from lxctl.public import (
     ConfigKey,
     ContentType,
     DriverContext,
+    DriverError,
     DriverRegistry,
     ImageSource,
     InvalidArgument,
@@ -56,6 +57,7 @@ from lxctl.public import (
 )
 
 _limiter = trio.CapacityLimiter(2)
+_snapshots = trio.CapacityLimiter(8)  # instance volumes being made at once (one commit each)
 _DIRS = {VolumeType.CONTAINER: "containers", VolumeType.CUSTOM: "custom"}
 DEFAULT_SIZE = "5GiB"
 MIN_SIZE = 128 * 2**20  # mkfs.btrfs refuses smaller devices (mixed mode aside)
@@ -107,6 +109,37 @@ def subvolume_id(path: Path) -> int:
     finally:
         os.close(fd)
     return int.from_bytes(args[0:8], "little")
+
+
+_IOC_SNAP_CREATE_V2 = 0x50009417  # BTRFS_IOC_SNAP_CREATE_V2: _IOW(0x94, 23, 4096 bytes)
+_SUBVOL_NAME_MAX = 4039
+
+
+def snapshot_subvolume(source: Path, target: Path) -> None:
+    """``btrfs subvolume snapshot SOURCE TARGET`` (a writable snapshot; TARGET must not
+    exist), asked as that tool asks it: a SNAP_CREATE_V2 on TARGET's parent with
+    SOURCE's fd and TARGET's name, without starting the tool (~3-8 ms less per
+    instance). Blocking (the kernel commits a transaction): run in a worker thread."""
+    name = os.fsencode(target.name)
+    if not name or len(name) > _SUBVOL_NAME_MAX or name in (b".", b".."):
+        raise InvalidArgument(f"Invalid subvolume name {target.name!r}")
+    # struct btrfs_ioctl_vol_args_v2: fd, transid, flags, 32 bytes of union, name
+    args = bytearray(4096)
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                args[0:8] = src.to_bytes(8, "little", signed=True)
+                args[56:56 + len(name)] = name
+                fcntl.ioctl(parent, _IOC_SNAP_CREATE_V2, args)
+            finally:
+                os.close(parent)
+        finally:
+            os.close(src)
+    except OSError as exc:
+        raise DriverError(f"Cannot snapshot {source} to {target}: {exc.strerror or exc}",
+                          tool="btrfs") from None
 
 
 def parse_qgroup_show(text: str) -> dict[str, int]:
@@ -366,7 +399,8 @@ class BtrfsDriver:
     ) -> None:
         path = self._volume_dir(pool, volume)
         await self._delete_subvolume(path)
-        await run(["btrfs", "subvolume", "snapshot", self._image_dir(pool, image), path])
+        await trio.to_thread.run_sync(snapshot_subvolume, self._image_dir(pool, image), path,
+                                      limiter=_snapshots)
         try:
             await self._apply_size(pool, volume)
         except BaseException:
