@@ -490,12 +490,11 @@ class BtrfsDriver:
         stays read-only (for incremental streams on it), so a writable snapshot of it is
         made."""
         stamp = f".send-{os.getpid()}-{os.urandom(4).hex()}"
-        frozen: Path | None = None
-        if not readonly:
-            frozen = src.parent / (src.name + stamp)
-            await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
+        frozen = None if readonly else src.parent / (src.name + stamp)
         inbox = dst.parent / stamp
         try:
+            if frozen is not None:  # in the try: a cancelled btrfs may have made it
+                await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
             inbox.mkdir(mode=0o700)
             received = await self._send_receive(frozen or src, inbox, parent)
             await run(["btrfs", "subvolume", "snapshot", received, dst])
@@ -579,9 +578,9 @@ class BtrfsDriver:
     async def send_volume(self, pool: PoolRecord, volume: Volume,
                           out: trio.abc.SendStream) -> None:
         src = self._volume_dir(pool, volume)
-        frozen = src.parent / (src.name + f".send-{os.getpid()}")
-        await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
+        frozen = src.parent / (src.name + f".send-{os.getpid()}-{os.urandom(4).hex()}")
         try:
+            await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
             with tempfile.TemporaryDirectory(prefix="lxctl-send-") as tmp:
                 fifo = Path(tmp) / "stream"
                 os.mkfifo(fifo, 0o600)

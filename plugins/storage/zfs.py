@@ -571,9 +571,9 @@ class ZfsDriver:
             raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
         stamp = from_snapshot or f"copy-{os.urandom(4).hex()}"
         chain = [f"{src}@{n}" for n in existing if n in snapshots] + [f"{src}@{stamp}"]
-        if from_snapshot is None:
-            await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
         try:
+            if from_snapshot is None:  # in the try: a cancelled zfs may have made it
+                await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
             base: str | None = None
             for snap in chain:
                 await self._stream(snap, dst, base)
@@ -649,8 +649,8 @@ class ZfsDriver:
         await self._ready(pool)
         src = self._dataset(pool, volume)
         stamp = f"copy-{os.urandom(4).hex()}"
-        await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
         try:
+            await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
             with _fifo() as fifo:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(lambda: run(_send(f"{src}@{stamp}", fifo),
@@ -708,15 +708,18 @@ class ZfsDriver:
         if not await self._exists(snap):
             raise NotFound(f"Snapshot {name!r} of {volume.name!r} not found")
         clone, path = self._snapshot_mount(pool, volume, name)
-        if not await self._exists(clone):
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            await self._zfs("zfs", "clone", "-o", "readonly=on", "-o", f"mountpoint={path}",
-                            snap, clone)
-        await self._zfs("zfs", "mount", clone, check=False)
-        if not (path / "rootfs").is_dir():
+        try:
+            if not await self._exists(clone):
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
+                await self._zfs("zfs", "clone", "-o", "readonly=on", "-o",
+                                f"mountpoint={path}", snap, clone)
+            await self._zfs("zfs", "mount", clone, check=False)
+            if not (path / "rootfs").is_dir():
+                raise NotFound(f"Snapshot {name!r} of {volume.name!r} holds no rootfs")
+        except BaseException:
             with trio.CancelScope(shield=True):
                 await self.unmount_snapshot(pool, volume, name)
-            raise NotFound(f"Snapshot {name!r} of {volume.name!r} holds no rootfs")
+            raise
         return MountedVolume(path / "rootfs")
 
     async def unmount_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:

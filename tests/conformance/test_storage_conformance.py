@@ -383,3 +383,61 @@ async def test_copy_from_snapshot_and_failed_copies(cls: Any, pools: int,
             await driver.delete_volume(src_pool, c1)
             assert await _content(driver, dst_pool, c2) == {**SNAP0, "state": "mine"}
             await driver.delete_volume(dst_pool, c2)
+
+
+async def _stray(driver: StorageDriver, pools: list[PoolRecord]) -> list[str]:
+    """What a driver's copies make for a while and must not leave (white box: the
+    temporary names of the real drivers here)."""
+    out: list[str] = []
+    for pool in pools:
+        if driver.info.name == "zfs":
+            zpool = pool.config.get("zfs.pool_name") or pool.name
+            listed = await trio.run_process(["zfs", "list", "-H", "-t", "all", "-o", "name",
+                                             "-r", zpool], capture_stdout=True)
+            out += [n for n in listed.stdout.decode().split()
+                    if "@copy-" in n or "snapshot-mount." in n]
+        elif driver.info.name in ("dir", "btrfs"):
+            real: Any = driver
+            root: Path = real._root(pool) if driver.info.name == "btrfs" \
+                else Path(pool.config["source"])
+            out += [str(p) for p in root.glob("**/*")
+                    if any(m in p.name for m in (".send-", ".partial", ".restoring"))]
+    return out
+
+
+@pytest.mark.parametrize("pools", [1, 2], ids=["within", "between"])
+@pytest.mark.parametrize("cls", SNAPSHOTTING)
+async def test_cancelled_copy_leaves_nothing(cls: Any, pools: int, tmp_path: Path) -> None:
+    """A copy with snapshots cancelled at points of its way (fractions of the time a
+    whole one takes) leaves no target, and the source as it was: the same copy then
+    succeeds."""
+    with trio.fail_after(240):
+        async with _pools(cls, tmp_path, pools) as (driver, made):
+            snaps = snapshots_of(driver)
+            src_pool, dst_pool = made[0], made[-1]
+            c1 = await _volume_with_snapshots(driver, src_pool, "c1")
+            c2 = Volume("c2", VolumeType.CONTAINER)
+            started = trio.current_time()
+            await driver.copy_volume(src_pool, c1, dst_pool, c2, snapshots=["snap0", "snap1"])
+            whole = trio.current_time() - started
+            await driver.delete_volume(dst_pool, c2)
+            cut = 0
+            for fraction in (0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85):
+                with trio.move_on_after(whole * fraction) as scope:
+                    await driver.copy_volume(src_pool, c1, dst_pool, c2,
+                                             snapshots=["snap0", "snap1"])
+                if not scope.cancelled_caught:  # done before the deadline
+                    await driver.delete_volume(dst_pool, c2)
+                    continue
+                cut += 1
+                with pytest.raises(NotFound):
+                    await driver.mount_volume(dst_pool, c2)
+                assert await snaps.list_snapshots(dst_pool, c2) == []
+                assert await snaps.list_snapshots(src_pool, c1) == ["snap0", "snap1"]
+                assert await _content(driver, src_pool, c1) == LIVE
+            assert cut >= 2, f"only {cut} copies were cut (a whole one: {whole:.3f} s)"
+            assert await _stray(driver, made) == []
+            await driver.copy_volume(src_pool, c1, dst_pool, c2, snapshots=["snap0", "snap1"])
+            assert await snaps.list_snapshots(dst_pool, c2) == ["snap0", "snap1"]
+            assert await _content(driver, dst_pool, c2, "snap1") == SNAP1
+            assert await _content(driver, dst_pool, c2) == LIVE
