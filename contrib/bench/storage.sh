@@ -5,8 +5,10 @@
 #   clones20_btrfs      20 launches from one image on a fresh btrfs pool: the sum of
 #                       their times, and the pool's used bytes (df of its mount, after
 #                       sync) before and after: must stay flat (clones, not copies)
-#   snapshot_btrfs      `snapshot create` of a RUNNING instance (when the peer's CLI
-#                       has it; lxctl's instance snapshots are issue 7's S2)
+#   snapshot_btrfs      `snapshot create INST SNAP` of a RUNNING instance, the snapshot
+#                       deleted between repetitions (outside the timing), each checked
+#                       in `snapshot list` (for the peers whose CLI has the command)
+#   snapshot_zfs        the same on zfs, for each peer that has a zfs pool
 #   vsnapshot_btrfs     `storage volume snapshot create` of a custom volume holding
 #                       64 MiB (both peers have it)
 #   launch_zfs          the same on zfs, for each peer that has a zfs driver that
@@ -129,7 +131,7 @@ bash "$SHARED/build-busybox-image.sh" "$IMAGE_TAR" >> "$LOG" 2>&1 || die "image 
 
 start_peers
 
-declare -A ZFS_OK
+declare -A ZFS_OK ZFS_WHY
 for p in "${PEERS[@]}"; do
   remove_own "$p"
   c=$(cli_of "$p"); pre=$(prefix_of "$p")
@@ -138,7 +140,7 @@ for p in "${PEERS[@]}"; do
     "$c" storage create "$pre$pool" btrfs size="$POOL_SIZE" >> "$LOG" 2>&1 || die "$p: storage create $pre$pool btrfs failed, see $LOG"
   done
   if out=$("$c" storage create "${pre}zfs" zfs size=1GiB 2>&1); then ZFS_OK[$p]=1
-  else ZFS_OK[$p]=0; note "$p: no zfs pool: $(echo "$out" | tail -1)"; fi
+  else ZFS_OK[$p]=0; ZFS_WHY[$p]=$(echo "$out" | tail -1); note "$p: no zfs pool: ${ZFS_WHY[$p]}"; fi
   echo "$out" >> "$LOG"
 done
 note "btrfs pools on loop files of each peer's own ($POOL_SIZE): $(for p in "${PEERS[@]}"; do printf '%s ' "$(pool_of "$p")"; done)"
@@ -199,22 +201,41 @@ done
 alive "clones"
 
 # ------------------------------------------------------------------ (c) snapshot create
-for p in "${PEERS[@]}"; do
-  n=$(prefix_of "$p")s1
-  launch_running "$p" "$n" "$(pool_of "$p")" || die "$p: launch of $n failed"
-done
-for p in "${PEERS[@]}"; do S[$p]=""; done
-for i in $(seq "$R_SNAP"); do
-  for p in $(order "$i"); do
-    has_instance_snapshots "$p" || continue
-    if timeit "$(cli_of "$p")" snapshot create "$(prefix_of "$p")s1" "snap$i"; then S[$p]+=" $LAST"; fi
+# snapshot_bench DRIVER: `snapshot create` of a running instance on each peer's DRIVER
+# pool, R_SNAP times; after each (untimed) the snapshot must be in `snapshot list` and
+# is deleted, so every repetition snapshots an instance that has none
+is_running() { if [ "$1" = lxctl ]; then lx_is_running "$2"; else [ "$(inc_state "$2")" = Running ]; fi; }
+snapshot_bench() {
+  local d=$1 i p c n metric=snapshot_$1
+  local -A CAN
+  for p in "${PEERS[@]}"; do
+    S[$p]=""; CAN[$p]=0; n=$(prefix_of "$p")s-$d
+    if ! has_instance_snapshots "$p"; then note "$p: no $metric: no \`snapshot create\` in its CLI"
+    elif [ "$d" = zfs ] && [ "${ZFS_OK[$p]}" != 1 ]; then note "$p: no $metric: no zfs pool (${ZFS_WHY[$p]})"
+    elif launch_running "$p" "$n" "$(pool_of "$p" "$d")"; then CAN[$p]=1
+    else note "$p: no $metric: launch of $n on $(pool_of "$p" "$d") failed, see $LOG"; fi
   done
-done
-for p in "${PEERS[@]}"; do
-  has_instance_snapshots "$p" || note "$p: no \`snapshot create\` in its CLI (instance snapshots not landed)"
-  # shellcheck disable=SC2086
-  stats "$p" snapshot_btrfs s ${S[$p]}
-done
+  for i in $(seq "$R_SNAP"); do
+    for p in $(order "$i"); do
+      [ "${CAN[$p]}" = 1 ] || continue
+      c=$(cli_of "$p"); n=$(prefix_of "$p")s-$d
+      timeit "$c" snapshot create "$n" "snap$i" || { note "  $p: snapshot create $n snap$i failed: $(tail -1 "$LOG")"; continue; }
+      if "$c" snapshot list "$n" 2>>"$LOG" | grep -qw "snap$i"; then S[$p]+=" $LAST"
+      else note "  $p: snap$i of $n missing from \`snapshot list\` after its create: sample dropped"; fi
+      "$c" snapshot delete "$n" "snap$i" >> "$LOG" 2>&1 || note "  $p: snapshot delete $n snap$i failed: $(tail -1 "$LOG")"
+    done
+  done
+  for p in "${PEERS[@]}"; do
+    [ "${CAN[$p]}" = 1 ] || { RESULT[$p:$metric]=NaN; continue; }
+    n=$(prefix_of "$p")s-$d
+    is_running "$p" "$n" || note "  WARNING: $p $n no longer runs after its snapshots"
+    "$(cli_of "$p")" delete --force "$n" >> "$LOG" 2>&1 || log "$p delete --force $n failed"
+    # shellcheck disable=SC2086
+    stats "$p" "$metric" s ${S[$p]}
+  done
+}
+snapshot_bench btrfs
+snapshot_bench zfs
 # custom volumes: both peers have volume snapshots
 for p in "${PEERS[@]}"; do
   c=$(cli_of "$p"); pool=$(pool_of "$p"); v=$(prefix_of "$p")vol
@@ -241,6 +262,7 @@ launch_btrfs 0.35
 launch_clone_btrfs 0.35
 launch_zfs -
 snapshot_btrfs 0.8
+snapshot_zfs 0.8
 vsnapshot_btrfs 0.8
 clones_delta -
 EOF2
