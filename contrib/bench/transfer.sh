@@ -19,8 +19,8 @@
 # started and `sha256sum` of its 200 MiB file inside must match the source's, then the
 # copy is deleted. Pools: btrfs lxb-tr-a, lxb-tr-b and zfs lxb-tr-za, lxb-tr-zb, each on a
 # loop file the daemon makes ($LXB_POOL_SIZE); the zfs driver reuses or starts the
-# machine's one zfs-fuse daemon (stopped at the end only if this script's pools were
-# the only ones on it and it was not running before). The whole run holds
+# machine's one zfs-fuse daemon (stopped at the end only if this run's lxctld started
+# it and no zpool is left on it). The whole run holds
 # `flock $LXB_LOCK`; a trap removes everything named lxb-tr-* / pe-tr-* on any exit.
 #
 # Knobs: LXB_LXCTL, LXB_LXCTLD, LXB_DIR (/tmp/lxb-tr), LXB_WORK (/tmp/lxb-tr-work),
@@ -125,7 +125,6 @@ dlog_size() { stat -c %s "$DLOG" 2>/dev/null || echo 0; }
 
 # ------------------------------------------------------------------ cleanup
 STARTED_LXCTLD=0; LXCTLD_PID=""; L_PID=""; STARTED_INCUS=0; INCUS_USED=0; CLEANED=0
-ZFS_FUSE_BEFORE=0; pidof zfs-fuse >/dev/null 2>&1 && ZFS_FUSE_BEFORE=1
 remove_lxctl() {
   local left p
   left=$(lx_names)
@@ -170,16 +169,17 @@ cleanup() {
       bash "$SHARED/peer-daemon.sh" down incus >> "$LOG" 2>&1 || note "peer-daemon.sh down incus failed, see $LOG"
     fi
   fi
-  # the zfs-fuse daemon this run started (lxctl's zfs driver leaves it running), if no
-  # zpool is left on it
-  pid=$(pidof zfs-fuse 2>/dev/null)
-  if [ "$ZFS_FUSE_BEFORE" = 0 ] && [ -n "$pid" ]; then
+  # the zfs-fuse daemon this run's lxctld started (the zfs driver leaves it running: it
+  # has our LXCTL_DIR in its environment), if no zpool is left on it
+  for pid in $(pidof zfs-fuse 2>/dev/null); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "LXCTL_DIR=$LXB_DIR" || continue
     if [ -z "$(zpool list -H -o name 2>/dev/null)" ]; then
-      log "stopping zfs-fuse $pid (started during this run, no zpool left)"; kill "$pid"
+      log "stopping zfs-fuse $pid (started by this run's lxctld, no zpool left)"; kill "$pid"
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     else
-      note "zfs-fuse $pid left running: it holds zpools of others ($(zpool list -H -o name | tr '\n' ' '))"
+      note "zfs-fuse $pid (started by this run) left running: others' zpools are on it ($(zpool list -H -o name | tr '\n' ' '))"
     fi
-  fi
+  done
   rm -f "$IMAGE_TAR"
 }
 trap cleanup EXIT
