@@ -1,0 +1,67 @@
+"""``lxctl snapshot create``: the hand parser reads what argparse would, or leaves it,
+and a plain create imports nothing heavy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+import pytest
+
+from lxctl.cli.args import UsageError
+from lxctl.cli.commands.snapshot import _parser, quick_create
+
+COMMON = [  # the quick way
+    ["create", "c1"], ["create", "c1", "s0"], ["create", "c1", "s0", "--reuse"],
+    ["create", "c1", "--no-expiry"], ["create", "c1", "s0", "--no-expiry", "--reuse"],
+    ["create", "c1", "--stateful"], ["create", "local:c1", "s0"],
+]
+UNUSUAL = [  # argparse's own: the hand parser leaves them (None) or agrees
+    ["create"], ["create", "c1", "s0", "extra"], ["create", "--reuse", "c1"],
+    ["create", "c1", "--reu"], ["create", "c1", "-h"], ["create", "c1", "--bogus"],
+    ["create", "c1", "--", "s0"], ["create", "c1", "-"], ["delete", "c1", "s0"],
+    ["list", "c1"], [], ["--help"], ["create", "c1", "--reuse=1"],
+]
+CREATE_KEYS = ("instance", "snapshot", "no_expiry", "reuse", "stateful")
+
+
+def argparse_result(args: list[str]) -> dict[str, object] | str:
+    try:
+        opts = vars(_parser().parse_args(args))
+    except UsageError as exc:
+        return f"error: {exc}"
+    except SystemExit:  # --help
+        return "help"
+    return {k: opts[k] for k in CREATE_KEYS} if opts["verb"] == "create" else opts
+
+
+@pytest.mark.parametrize("args", COMMON + UNUSUAL, ids=lambda a: " ".join(a) or "(none)")
+def test_quick_create_agrees_with_argparse_or_leaves_it(
+    args: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    quick = quick_create(args)
+    expected = argparse_result(args)
+    capsys.readouterr()
+    if quick is not None:
+        assert quick == expected
+    assert (quick is not None) == (args in COMMON)
+
+
+def test_snapshot_create_imports_no_argparse_typing_or_re() -> None:
+    probe = (
+        "import sys\n"
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        "from lxctl.cli.main import run\n"
+        "run(['snapshot', 'create', 'c1', 's0', '--reuse'])\n"
+        "heavy = ('argparse', 'typing', 're', 'json', 'lxctl.cli.args', 'lxctl.cli.output')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="lxt-snap-") as tmp:
+        r = subprocess.run([sys.executable, "-S", "-c", probe],
+                           env={**os.environ, "LXCTL_DIR": tmp}, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=30, check=False)
+    assert "cannot connect to lxctld" in r.stderr
+    assert r.stdout.splitlines()[-1] == "[]", r.stdout + r.stderr
