@@ -118,6 +118,15 @@ cleanup() {
       bash "$SHARED/peer-daemon.sh" down incus >> "$LOG" 2>&1 || note "peer-daemon.sh down incus failed, see $LOG"
     fi
   fi
+  # the zfs-fuse daemon this run's lxctld started (the zfs driver leaves it running; it
+  # has our LXCTL_DIR in its environment), once no zpool is left on it
+  local pid
+  for pid in $(pidof zfs-fuse 2>/dev/null); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "LXCTL_DIR=$LXB_DIR" || continue
+    if [ -n "$(zpool list -H -o name 2>/dev/null)" ]; then note "zfs-fuse $pid left running: zpools of others are on it"; continue; fi
+    log "stopping zfs-fuse $pid (started by this run's lxctld, no zpool left)"; kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -f "$IMAGE_TAR"
 }
 trap cleanup EXIT
