@@ -319,6 +319,15 @@ async def test_copy_with_snapshots(cls: Any, pools: int, tmp_path: Path) -> None
             assert await snaps.list_snapshots(src_pool, c1) == ["snap0", "snap1"]
             assert await _content(driver, src_pool, c1) == LIVE
 
+            # a copy copied again (btrfs: received subvolumes sent on)
+            c4 = Volume("c4", VolumeType.CONTAINER)
+            await driver.copy_volume(dst_pool, c2, src_pool, c4,
+                                     snapshots=["snap0", "snap1"])
+            assert await snaps.list_snapshots(src_pool, c4) == ["snap0", "snap1"]
+            assert await _content(driver, src_pool, c4, "snap0") == SNAP0
+            assert await _content(driver, src_pool, c4) == LIVE
+            await driver.delete_volume(src_pool, c4)
+
             # only the snapshots asked for
             c3 = Volume("c3", VolumeType.CONTAINER)
             await driver.copy_volume(src_pool, c1, dst_pool, c3, snapshots=["snap1"])
