@@ -10,12 +10,16 @@ snapshot first (oldest first, snapshotted on the target as it arrives), then the
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
 
+from lxctl.drivers.devices import MountedVolume
 from lxctl.drivers.storage import StorageDriver, Volume
+from lxctl.errors import InvalidState
 from lxctl.execute import run
 from lxctl.kernel.shield import shielded
 from lxctl.objects.pools import snapshots_of
@@ -64,8 +68,9 @@ async def transfer(src_pool: PoolRecord, src: StorageDriver, volume: Volume,
         if from_snapshot is not None:
             await _rsync_snapshot(src_pool, src, volume, from_snapshot, into)
         else:
-            await rsync((await src.mount_volume(src_pool, volume)).path, into,
-                        again=bool(snapshots))
+            async with readable(await src.mount_volume(src_pool, volume)) as tree:
+                await rsync(tree, into, again=bool(snapshots))
+        await dst.unmount_volume(dst_pool, target)
     except BaseException:
         with shielded(f"Removing the partial copy {target.name} on {dst_pool.name}"):
             await dst.delete_volume(dst_pool, target)
@@ -78,10 +83,35 @@ async def _rsync_snapshot(pool: PoolRecord, driver: StorageDriver, volume: Volum
     snaps = snapshots_of(driver)
     mounted = await snaps.mount_snapshot(pool, volume, name)
     try:
-        await rsync(mounted.path, into, again=again)
+        async with readable(mounted) as tree:
+            await rsync(tree, into, again=again)
     finally:
         with trio.CancelScope(shield=True):
             await snaps.unmount_snapshot(pool, volume, name)
+
+
+@asynccontextmanager
+async def readable(mounted: MountedVolume) -> AsyncIterator[Path]:
+    """The volume's whole tree: its directory, or, for an overlay of its changes on a
+    lower layer (dir's image-backed volumes), both merged in a read-only overlay mount
+    (the changes layer alone holds whiteouts, not the image's files)."""
+    if mounted.block:
+        raise InvalidState("Block volumes cannot be copied between drivers by rsync")
+    if mounted.lower is None:
+        yield mounted.path
+        return
+    layers = (mounted.path, mounted.lower)
+    if any(c in str(p) for p in layers for c in ",:"):
+        raise InvalidState(f"Cannot read the overlay of {mounted.path}: a layer's path "
+                           "holds ',' or ':'")
+    with tempfile.TemporaryDirectory(prefix="lxctl-transfer-") as tmp:
+        await run(["mount", "-t", "overlay", "overlay", "-o",
+                   f"ro,lowerdir={mounted.path}:{mounted.lower}", tmp], timeout=60)
+        try:
+            yield Path(tmp)
+        finally:
+            with trio.CancelScope(shield=True):
+                await run(["umount", tmp], check=False, timeout=60)
 
 
 async def rsync(source: Path, target: Path, *, again: bool = False) -> None:

@@ -26,12 +26,14 @@ from lxctl.public import (
     ImageSource,
     InstanceRecord,
     InstanceState,
+    InvalidArgument,
     MountedVolume,
     NetworkInfo,
     NetworkRecord,
     NetworkState,
     NetworkStatus,
     NicDevice,
+    NotFound,
     Peer,
     PeerCredentials,
     PoolRecord,
@@ -147,7 +149,7 @@ class _Storage:
         self.world.fail("rename_volume")
         new = Volume(new_name, volume.type, volume.content, volume.project).storage_name
         if (pool.name, new) in self.world.volumes:
-            raise DriverError(f"fake volume {new} exists")
+            raise InvalidArgument(f"fake volume {new} exists")
         for table in (self.world.volumes, self.world.snapshots):
             if (pool.name, volume.storage_name) in table:
                 table[(pool.name, new)] = table.pop(  # type: ignore[assignment]
@@ -161,8 +163,11 @@ class _Storage:
         self.world.fail("copy_volume")
         key = (target_pool.name, target.storage_name)
         if key in self.world.volumes:
-            raise DriverError(f"fake volume {target.storage_name} exists")
+            raise InvalidArgument(f"fake volume {target.storage_name} exists")
         snaps = self.world.snapshots.get((pool.name, source.storage_name), {})
+        missing = [n for n in (*snapshots, from_snapshot) if n is not None and n not in snaps]
+        if missing:
+            raise NotFound(f"fake snapshot {missing[0]} of {source.storage_name} not found")
         self.world.volumes[key] = snaps[from_snapshot] if from_snapshot is not None else \
             self.world.volumes[(pool.name, source.storage_name)]
         if snapshots:
@@ -195,6 +200,8 @@ class FakeStorage(_Storage):
     async def restore_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
         self._call("restore_snapshot", volume.storage_name, name)
         self.world.fail("restore_snapshot")
+        if name not in self._snaps(pool, volume):
+            raise NotFound(f"fake snapshot {name} of {volume.storage_name} not found")
         self.world.volumes[(pool.name, volume.storage_name)] = self._snaps(pool, volume)[name]
 
     async def list_snapshots(self, pool: PoolRecord, volume: Volume) -> list[str]:
@@ -204,6 +211,8 @@ class FakeStorage(_Storage):
                               new_name: str) -> None:
         self._call("rename_snapshot", volume.storage_name, name, new_name)
         snaps = self._snaps(pool, volume)
+        if name not in snaps or new_name in snaps:
+            raise InvalidArgument(f"fake snapshot {name} cannot be renamed {new_name}")
         renamed = {new_name if n == name else n: c for n, c in snaps.items()}
         snaps.clear()
         snaps.update(renamed)

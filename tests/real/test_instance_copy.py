@@ -153,4 +153,24 @@ def test_copy_between_drivers_goes_through_rsync(daemon: Daemon, made: list[str]
     d.ok("start", dst, timeout=60)
     assert cat(d, dst) == "one" and snapshots(d, dst) == ["s0"]
     d.ok("delete", "--force", dst, timeout=120)
+
+    # an image-backed dir volume (an overlay of its changes on the image): both layers
+    ov, ov2 = "lxt-cpx-ov", "lxt-cpx-ov2"
+    made += [ov, ov2]
+    d.ok("launch", "bb", ov, timeout=120)  # the default pool: dir, overlay where it can
+    d.ok("exec", ov, "--", "sh", "-c", "echo one > /root/f && rm /etc/hostname")
+    d.ok("snapshot", "create", ov, "s0", timeout=60)
+    d.ok("exec", ov, "--", "sh", "-c", "echo two > /root/f")
+    d.ok("copy", ov, ov2, "-s", pool, timeout=180)
+    d.ok("start", ov2, timeout=60)
+    assert cat(d, ov2) == "two"
+    assert d.cli("exec", ov2, "--", "test", "-x", "/bin/busybox").returncode == 0
+    assert d.cli("exec", ov2, "--", "test", "-e", "/etc/hostname").returncode != 0
+    d.ok("stop", ov2, "--force", timeout=60)
+    d.ok("snapshot", "restore", ov2, "s0", timeout=120)
+    d.ok("start", ov2, timeout=60)
+    assert cat(d, ov2) == "one"
+    assert d.cli("exec", ov2, "--", "test", "-x", "/bin/busybox").returncode == 0
+    for inst in (ov, ov2):
+        d.ok("delete", "--force", inst, timeout=120)
     d.ok("storage", "delete", pool)
