@@ -70,6 +70,7 @@ SHARED = "storage"
 SOCKET = Path("/var/run/zfs/zfs_socket")  # zfs-fuse's fixed control socket
 ZFS_FUSE = "/usr/sbin/zfs-fuse"
 READONLY = "readonly"
+TEMPORARY = "lxctl:copy-"  # the prefix of a copy's own snapshots: no user snapshot name has ":"
 SNAPSHOT_MOUNT = "snapshot-mount."  # a clone of DATASET@NAME: DATASET/snapshot-mount.NAME
 SNAPSHOT_MOUNTS = "snapshot-mounts"  # under the pool's root: where those clones mount
 
@@ -569,7 +570,7 @@ class ZfsDriver:
                 raise NotFound(f"Snapshot {name!r} of {source.name!r} not found")
         if await self._exists(dst):
             raise InvalidArgument(f"Volume {target.name!r} exists on pool {target_pool.name!r}")
-        stamp = from_snapshot or f"copy-{os.urandom(4).hex()}"
+        stamp = from_snapshot or f"{TEMPORARY}{os.urandom(4).hex()}"
         chain = [f"{src}@{n}" for n in existing if n in snapshots] + [f"{src}@{stamp}"]
         try:
             if from_snapshot is None:  # in the try: a cancelled zfs may have made it
@@ -641,14 +642,14 @@ class ZfsDriver:
                                   "-s", "creation", dataset, check=False)
         prefix = dataset + "@"
         return [n[len(prefix):] for n in outcome.stdout.decode().split()
-                if n.startswith(prefix) and not n[len(prefix):].startswith("copy-")]
+                if n.startswith(prefix) and not n[len(prefix):].startswith(TEMPORARY)]
 
     # ------------------------------------------------------------------ send / receive
     async def send_volume(self, pool: PoolRecord, volume: Volume,
                           out: trio.abc.SendStream) -> None:
         await self._ready(pool)
         src = self._dataset(pool, volume)
-        stamp = f"copy-{os.urandom(4).hex()}"
+        stamp = f"{TEMPORARY}{os.urandom(4).hex()}"
         try:
             await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
             with _fifo() as fifo:
@@ -675,7 +676,7 @@ class ZfsDriver:
         listed = await self._zfs("zfs", "list", "-H", "-r", "-t", "snapshot", "-o", "name",
                                  dst, check=False)
         for name in listed.stdout.decode().split():
-            if name.startswith(dst + "@copy-"):
+            if name.startswith(f"{dst}@{TEMPORARY}"):
                 await self._destroy(name)
         await self._zfs("zfs", "mount", dst, check=False)
         await self._apply_size(pool, volume)

@@ -117,6 +117,11 @@ async def test_snapshots_where_declared(cls: Any, tmp_path: Path) -> None:
             assert (root / "state").read_text() == "one"
         await snaps.delete_snapshot(pool, volume, "snap0")
         assert await snaps.list_snapshots(pool, volume) == []
+        # any valid name is the user's: none is mistaken for a driver's temporary one
+        for name in ("copy-1", "readonly", "snapshot-mount.x", "send-1"):
+            await snaps.create_snapshot(pool, volume, name)
+        assert await snaps.list_snapshots(pool, volume) == [
+            "copy-1", "readonly", "snapshot-mount.x", "send-1"]
         await driver.delete_volume(pool, volume)
         await driver.delete_pool(pool)
 
@@ -404,7 +409,7 @@ async def _stray(driver: StorageDriver, pools: list[PoolRecord]) -> list[str]:
             listed = await trio.run_process(["zfs", "list", "-H", "-t", "all", "-o", "name",
                                              "-r", zpool], capture_stdout=True)
             out += [n for n in listed.stdout.decode().split()
-                    if "@copy-" in n or "snapshot-mount." in n]
+                    if "@lxctl:copy-" in n or "snapshot-mount." in n]
         elif driver.info.name in ("dir", "btrfs"):
             real: Any = driver
             root: Path = real._root(pool) if driver.info.name == "btrfs" \
