@@ -2,6 +2,9 @@
 # storage.sh - issue 7, acceptance 6: lxctl against Incus on the same pool types, side by
 # side in one run, alternating the peers per repetition (odd: lxctl first), medians:
 #   launch_btrfs        launch IMG NAME --storage <btrfs pool>          -> RUNNING
+#                       (checked after it returns: `list` for lxctl, the API through
+#                       curl for Incus; the check's time counts); launch_return_btrfs:
+#                       the same launches until they returned (the check not counted)
 #   clones20_btrfs      20 launches from one image on a fresh btrfs pool: the sum of
 #                       their times, and the pool's used bytes (df of its mount, after
 #                       sync) before and after: must stay flat (clones, not copies)
@@ -24,7 +27,8 @@
 #
 # Knobs: LXB_LXCTL, LXB_LXCTLD, LXB_DIR (/tmp/lxb-st), LXB_WORK (/tmp/lxb-st-work),
 # LXB_LOG, LXB_PEER (auto | incus | none), LXB_SHARED, LXB_LOCK, LXB_POOL_SIZE (3GiB),
-# R_LAUNCH (7), R_SNAP (7), N_CLONES (20), LXB_INCUS_FRESH (1).
+# R_LAUNCH (7), R_SNAP (7), N_CLONES (20), LXB_INCUS_FRESH (1), LXB_ONLY (the workloads
+# to run, space-separated among launch_btrfs launch_zfs clones snapshots; default all).
 set -u
 export LC_ALL=C
 
@@ -45,6 +49,8 @@ PEER_MODE=${LXB_PEER:-auto}
 R_LAUNCH=${R_LAUNCH:-7}
 R_SNAP=${R_SNAP:-7}
 N_CLONES=${N_CLONES:-20}
+ONLY=${LXB_ONLY:-launch_btrfs launch_zfs clones snapshots}
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
 INCUS_SOCK=/var/lib/incus/unix.socket
 POOL_SIZE=${LXB_POOL_SIZE:-3GiB}
 export LXCTL_DIR=$LXB_DIR
@@ -63,19 +69,25 @@ cli_of()    { [ "$1" = lxctl ] && echo lx || echo inc; }
 prefix_of() { [ "$1" = lxctl ] && echo lxb-st- || echo pe-st-; }
 pool_of()   { echo "$(prefix_of "$1")${2:-btrfs}"; }   # PEER [DRIVER]
 alias_of()  { echo "$(prefix_of "$1")busybox"; }
-# launch_running PEER NAME POOL: sets LAST to seconds from the call to RUNNING
+# launch_running PEER NAME POOL: sets LAST to seconds from the call to RUNNING, checked
+# after the launch returns (lxctl: `list`, a client start; Incus: its API through curl)
+# and counted in LAST, and LAST_RETURN to seconds until the launch returned (the check
+# not counted; when the check did not find it RUNNING at once, the wait counts)
 launch_running() {
-  local peer=$1 n=$2 pool=$3 t0 t1 c
+  local peer=$1 n=$2 pool=$3 t0 tr t1 c at_once=1
   c=$(cli_of "$peer")
   t0=$EPOCHREALTIME
   "$c" launch -q "$(alias_of "$peer")" "$n" --storage "$pool" >> "$LOG" 2>&1 || { log "$peer launch $n on $pool failed"; return 1; }
+  tr=$EPOCHREALTIME
   if [ "$peer" = lxctl ]; then
-    lx_is_running "$n" || { note "  WARNING: lxctl launch $n returned before RUNNING"; lx_wait_running "$n" || return 1; }
+    lx_is_running "$n" || { at_once=0; note "  WARNING: lxctl launch $n returned before RUNNING"; lx_wait_running "$n" || return 1; }
   else
-    inc_wait_running "$n" || return 1
+    [ "$(inc_state "$n")" = Running ] || { at_once=0; inc_wait_running "$n" || return 1; }
   fi
   t1=$EPOCHREALTIME
   LAST=$(elapsed "$t0" "$t1")
+  if [ "$at_once" = 1 ]; then LAST_RETURN=$(elapsed "$t0" "$tr"); else LAST_RETURN=$LAST; fi
+  log "$peer launch $n on $pool: returned after $LAST_RETURN s, RUNNING checked after $LAST s"
 }
 
 mount_of() {   # PEER POOL: where the pool's filesystem is mounted
@@ -159,23 +171,26 @@ alive "setup"
 declare -A S
 launch_bench() {   # DRIVER
   local d=$1 i p n
-  for p in "${PEERS[@]}"; do S[$p]=""; done
+  local -A SR
+  for p in "${PEERS[@]}"; do S[$p]=""; SR[$p]=""; done
   for i in $(seq "$R_LAUNCH"); do
     for p in $(order "$i"); do
       [ "$d" = zfs ] && [ "${ZFS_OK[$p]}" != 1 ] && continue
       n=$(prefix_of "$p")c1
-      if launch_running "$p" "$n" "$(pool_of "$p" "$d")"; then S[$p]+=" $LAST"; else log "$p launch $d rep $i failed"; fi
+      if launch_running "$p" "$n" "$(pool_of "$p" "$d")"; then S[$p]+=" $LAST"; SR[$p]+=" $LAST_RETURN"
+      else log "$p launch $d rep $i failed"; fi
       "$(cli_of "$p")" delete --force "$n" >> "$LOG" 2>&1 || log "$p delete --force $n failed"
     done
   done
   # shellcheck disable=SC2086
-  for p in "${PEERS[@]}"; do stats "$p" "launch_$d" s ${S[$p]}; done
+  for p in "${PEERS[@]}"; do stats "$p" "launch_$d" s ${S[$p]}; stats "$p" "launch_return_$d" s ${SR[$p]}; done
   alive "launch $d"
 }
-launch_bench btrfs
-launch_bench zfs
+if wants launch_btrfs; then launch_bench btrfs; fi
+if wants launch_zfs; then launch_bench zfs; fi
 
 # ------------------------------------------------------------------ (b) N_CLONES launches, disk use
+if wants clones; then
 for p in "${PEERS[@]}"; do S[$p]=""; done
 declare -A USED0 USED1
 for p in "${PEERS[@]}"; do
@@ -208,8 +223,10 @@ for p in "${PEERS[@]}"; do
   "$c" delete --force $("${c}_names" "$(prefix_of "$p")k") >> "$LOG" 2>&1
 done
 alive "clones"
+fi
 
 # ------------------------------------------------------------------ (c) snapshot create
+if wants snapshots; then
 # snapshot_bench DRIVER: `snapshot create` of a running instance on each peer's DRIVER
 # pool, R_SNAP times; after each (untimed) the snapshot must be in `snapshot list` and
 # is deleted, so every repetition snapshots an instance that has none
@@ -262,12 +279,14 @@ done
 # shellcheck disable=SC2086
 for p in "${PEERS[@]}"; do stats "$p" vsnapshot_btrfs s ${S[$p]}; done
 alive "snapshots"
+fi
 
 # ------------------------------------------------------------------ ratio table
 echo
 if [ "${#PEERS[@]}" -lt 2 ]; then note "no Incus in this run: no ratios"; exit 0; fi
 ratio_table <<EOF2
 launch_btrfs 0.35
+launch_return_btrfs -
 launch_clone_btrfs 0.35
 launch_zfs -
 snapshot_btrfs 0.8
