@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,23 @@ def test_a_pid_with_its_start_time_names_one_process() -> None:
     child.wait()
     assert cgroups.start_time(child.pid) is None  # gone: the state is asked of liblxc
     assert cgroups.frozen("lxt-no-such-cgroup/none") is None
+
+
+def test_hierarchies_and_remove_on_a_v1_layout(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("cpu,cpuacct", "memory", "pids", "unified"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "cpu").symlink_to("cpu,cpuacct")  # co-mounted: named twice, once a link
+    (tmp_path / "cpuacct").symlink_to("cpu,cpuacct")
+    (tmp_path / "stray").write_text("")
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    assert cgroups.hierarchies() == [tmp_path / n for n in
+                                     ("cpu,cpuacct", "memory", "pids", "unified")]
+    for h in ("memory", "pids"):
+        (tmp_path / h / "lxt" / "c1.mon").mkdir(parents=True)
+        (tmp_path / h / "lxt" / "c1" / "sub").mkdir(parents=True)
+    (tmp_path / "memory" / "lxt" / "c2").mkdir()
+    cgroups.remove("lxt/c1.mon", "lxt/c1", "lxt/none")
+    for h in ("memory", "pids"):
+        assert sorted(p.name for p in (tmp_path / h / "lxt").iterdir()) == (
+            ["c2"] if h == "memory" else [])

@@ -151,8 +151,7 @@ class LxcDriver:
         return " | ".join((errors or text.splitlines())[-lines:])
 
     def _clean_cgroups(self, name: str) -> None:
-        cgroups.remove(f"{self.cgroup_dir}/{name}.mon")
-        cgroups.remove(f"{self.cgroup_dir}/{name}")
+        cgroups.remove(f"{self.cgroup_dir}/{name}.mon", f"{self.cgroup_dir}/{name}")
 
     # ------------------------------------------------------------------ lifecycle
     async def create(self, inst: InstanceRecord, root: MountedVolume) -> None:

@@ -11,18 +11,16 @@ ROOT = Path("/sys/fs/cgroup")
 
 
 def hierarchies() -> list[Path]:
-    """Every mounted hierarchy once (v1 controllers, ``unified``, or the v2 root)."""
+    """Every mounted hierarchy once (v1 controllers, ``unified``, or the v2 root): the
+    directories of ``/sys/fs/cgroup``, not the symlinks that name co-mounted ones."""
     if (ROOT / "cgroup.controllers").exists():
         return [ROOT]
-    seen: dict[str, Path] = {}
     try:
-        entries = sorted(ROOT.iterdir())
+        with os.scandir(ROOT) as entries:  # no stat per entry, nor realpath (~0.4 ms)
+            names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
     except OSError:
         return []
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            seen.setdefault(os.path.realpath(entry), entry)
-    return list(seen.values())
+    return [ROOT / name for name in names]
 
 
 def controller(name: str) -> Path:
@@ -66,17 +64,19 @@ def start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def remove(relative: str) -> None:
-    """rmdir ``relative`` in every hierarchy, deepest first; busy or absent is fine."""
+def remove(*relatives: str) -> None:
+    """rmdir each of ``relatives`` in every hierarchy, deepest first; busy or absent is
+    fine."""
     for h in hierarchies():
-        target = h / relative
-        if not target.is_dir():
-            continue
-        for dirpath, _dirnames, _files in sorted(os.walk(target), key=lambda t: -len(t[0])):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass
+        for relative in relatives:
+            target = h / relative
+            if not target.is_dir():
+                continue
+            for dirpath, _dirs, _files in sorted(os.walk(target), key=lambda t: -len(t[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
 
 def exists(relative: str) -> bool:
