@@ -121,26 +121,37 @@ async def run(
     cwd: str | os.PathLike[str] | None = None,
     redact: Sequence[str] = (),
     own_session: bool = False,
+    stdin_fd: int | None = None,
+    stdout_fd: int | None = None,
 ) -> Outcome:
     """Run ``argv``; return its outcome. ``check``: raise DriverError when it fails.
 
     ``redact``: strings to mask (beyond the secret-looking assignments that are always
     masked) in the log line and in the output tail of errors. ``own_session``: run it
     in a session of its own, whose every process is killed at the timeout (for
-    administrators' scripts, which may leave children behind).
+    administrators' scripts, which may leave children behind). ``stdin_fd`` /
+    ``stdout_fd``: a file descriptor (a pipe's end) the command reads or writes
+    instead (``stdin`` and the captured stdout are then unused); ``run`` owns it and
+    closes it once the command is started, so that the pipe's other end sees EOF when
+    the command ends.
     """
     args = tuple(str(a) for a in argv)
     extra = tuple(s for s in redact if s)
     tool = tool_name(args)
     t0 = time.monotonic()
+    environ = None if env is None else {**os.environ, **env}
     try:
         with trio.fail_after(timeout):
-            proc = await trio.run_process(
-                args, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False,
-                env=None if env is None else {**os.environ, **env}, cwd=cwd,
-                start_new_session=own_session,
-                deliver_cancel=_kill_session if own_session else None,
-            )
+            if stdin_fd is None and stdout_fd is None:
+                proc = await trio.run_process(
+                    args, stdin=stdin, capture_stdout=True, capture_stderr=True,
+                    check=False, env=environ, cwd=cwd, start_new_session=own_session,
+                    deliver_cancel=_kill_session if own_session else None,
+                )
+                returncode, out, err = proc.returncode, proc.stdout, proc.stderr
+            else:
+                returncode, out, err = await _run_on_fds(args, stdin_fd, stdout_fd,
+                                                         environ, cwd)
     except trio.TooSlowError:
         log.debug("command", argv=redact_argv(args, extra), timeout=timeout, timed_out=True)
         log.warning("command timed out", tool=tool, timeout=timeout)
@@ -149,8 +160,7 @@ async def run(
     except OSError as exc:
         log.debug("command", argv=redact_argv(args, extra), error=exc.strerror)
         raise DriverError(f"cannot run {tool}: {exc.strerror or exc}", tool=tool) from None
-    outcome = Outcome(args, proc.returncode, proc.stdout, proc.stderr,
-                      time.monotonic() - t0, extra)
+    outcome = Outcome(args, returncode, out, err, time.monotonic() - t0, extra)
     fields: dict[str, object] = {"rc": outcome.returncode,
                                  "ms": round(outcome.seconds * 1000, 1)}
     if not outcome.ok:
@@ -163,6 +173,42 @@ async def run(
             tool=tool, returncode=outcome.returncode,
         )
     return outcome
+
+
+async def _run_on_fds(args: tuple[str, ...], stdin_fd: int | None, stdout_fd: int | None,
+                      env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None
+                      ) -> tuple[int, bytes, bytes]:
+    """:func:`run` with the command's stdin and/or stdout on the given descriptors
+    (closed here once it started); killed if the caller is cancelled."""
+    try:
+        proc = await trio.lowlevel.open_process(
+            args, stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
+            stdout=subprocess.PIPE if stdout_fd is None else stdout_fd,
+            stderr=subprocess.PIPE, env=env, cwd=cwd)
+    finally:
+        for fd in (stdin_fd, stdout_fd):
+            if fd is not None:
+                os.close(fd)
+    chunks: dict[str, bytearray] = {"out": bytearray(), "err": bytearray()}
+
+    async def drain(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+        async with stream:
+            while chunk := await stream.receive_some(1 << 16):
+                into += chunk
+
+    try:
+        async with trio.open_nursery() as nursery:
+            if proc.stdout is not None:
+                nursery.start_soon(drain, proc.stdout, chunks["out"])
+            if proc.stderr is not None:
+                nursery.start_soon(drain, proc.stderr, chunks["err"])
+        code = await proc.wait()
+    except BaseException:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+        raise
+    return code, bytes(chunks["out"]), bytes(chunks["err"])
 
 
 async def spawn_service(argv: Sequence[str | os.PathLike[str]], *,

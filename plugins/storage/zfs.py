@@ -28,9 +28,8 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -107,32 +106,17 @@ def _stale_mounts(root: Path) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-@contextmanager
-def _fifo() -> Iterator[Path]:
-    """A FIFO in a private directory: ``zfs send``/``receive`` write or read it, so that
-    both run through the one subprocess helper."""
-    with tempfile.TemporaryDirectory(prefix="lxctl-zfs-") as tmp:
-        fifo = Path(tmp) / "stream"
-        os.mkfifo(fifo, 0o600)
-        yield fifo
-
-
-def _send(snapshot: str, fifo: Path, base: str | None = None) -> list[str | Path]:
+def _send(snapshot: str, base: str | None = None) -> list[str]:
     """A full stream of ``snapshot``, or with ``base`` (an earlier snapshot of the same
-    dataset) an incremental one (``zfs send -i``)."""
-    if base is None:
-        return ["sh", "-c", 'exec zfs send "$1" > "$2"', "zfs-send", snapshot, fifo]
-    return ["sh", "-c", 'exec zfs send -i "$3" "$1" > "$2"', "zfs-send", snapshot, fifo,
-            base]
+    dataset) an incremental one (``zfs send -i``), to stdout."""
+    return ["zfs", "send", *(["-i", base] if base is not None else []), snapshot]
 
 
-def _receive(dataset: str, fifo: Path, *, force: bool = False) -> list[str | Path]:
-    """``force``: ``zfs receive -F`` (rolls the target back to its latest snapshot
-    first), for the incremental streams of a copy onto the dataset it has just made."""
-    if force:
-        return ["sh", "-c", 'exec zfs receive -F "$1" < "$2"', "zfs-receive", dataset,
-                fifo]
-    return ["sh", "-c", 'exec zfs receive "$1" < "$2"', "zfs-receive", dataset, fifo]
+def _receive(dataset: str, *, force: bool = False) -> list[str]:
+    """From stdin. ``force``: ``zfs receive -F`` (rolls the target back to its latest
+    snapshot first), for the incremental streams of a copy onto the dataset it has just
+    made."""
+    return ["zfs", "receive", *(["-F"] if force else []), dataset]
 
 
 class ZfsDriver:
@@ -227,6 +211,19 @@ class ZfsDriver:
                 break
             await trio.sleep(0.1)
         await self._zfs("zfs", "destroy", *flags, dataset)
+
+    async def _rename(self, dataset: str, new: str) -> None:
+        """``zfs rename`` of an unmounted dataset (zfs-fuse refuses a mounted one),
+        retried while zfs-fuse still says "busy" just after the unmount."""
+        await self._zfs("zfs", "unmount", dataset, check=False)
+        for _ in range(30):
+            outcome = await self._zfs("zfs", "rename", dataset, new, check=False)
+            if outcome.ok or b"busy" not in outcome.stderr:
+                break
+            await trio.sleep(0.1)
+            await self._zfs("zfs", "unmount", dataset, check=False)
+        if not outcome.ok:
+            await self._zfs("zfs", "rename", dataset, new)
 
     async def _exists(self, name: str) -> bool:
         return (await self._zfs("zfs", "list", "-H", "-o", "name", name, check=False)).ok
@@ -473,13 +470,10 @@ class ZfsDriver:
         for name in listed.stdout.decode().split():
             if not name.startswith(f"{zpool}/images/{fingerprint}."):
                 continue
-            clones = await self._zfs("zfs", "get", "-H", "-o", "value", "clones",
-                                     f"{name}@{READONLY}", check=False)
-            if clones.ok and clones.stdout.strip() not in (b"", b"-"):
+            if await self._clones(zpool, f"{name}@{READONLY}"):
                 # instances rest on it: kept out of sight until they go (Incus: deleted/)
-                await self._zfs("zfs", "unmount", name, check=False)
                 gone = f"{zpool}/deleted/{name.rsplit('/', 1)[1]}-{os.urandom(4).hex()}"
-                await self._zfs("zfs", "rename", name, gone)
+                await self._rename(name, gone)
                 await self._zfs("zfs", "set", "canmount=off", gone)
             else:
                 await self._destroy(name, "-r")
@@ -520,7 +514,26 @@ class ZfsDriver:
 
     async def delete_volume(self, pool: PoolRecord, volume: Volume) -> None:
         await self._ready(pool)
-        await self._destroy(self._dataset(pool, volume), "-r")
+        dataset = self._dataset(pool, volume)
+        origin = await self._zfs("zfs", "get", "-H", "-o", "value", "origin", dataset,
+                                 check=False)
+        await self._destroy(dataset, "-r")
+        image = origin.stdout.decode().strip().partition("@")[0] if origin.ok else ""
+        if image.startswith(f"{self._zpool(pool)}/deleted/"):
+            await self._destroy_unused(pool, image)
+
+    async def _destroy_unused(self, pool: PoolRecord, image: str) -> None:
+        """A deleted image kept for its clones goes with the last of them."""
+        if not await self._clones(self._zpool(pool), f"{image}@{READONLY}"):
+            await self._destroy(image, "-r")
+
+    async def _clones(self, zpool: str, snapshot: str) -> list[str]:
+        """The datasets cloned from ``snapshot``, by their ``origin`` (zfs-fuse 0.7 has
+        no ``clones`` property)."""
+        listed = await self._zfs("zfs", "list", "-H", "-r", "-t", "filesystem", "-o",
+                                 "name,origin", zpool)
+        rows = (line.split("\t") for line in listed.stdout.decode().splitlines())
+        return [row[0] for row in rows if len(row) == 2 and row[1] == snapshot]
 
     async def mount_volume(self, pool: PoolRecord, volume: Volume) -> MountedVolume:
         await self._ready(pool)
@@ -540,11 +553,8 @@ class ZfsDriver:
             raise NotFound(f"Volume {volume.name!r} not found on pool {pool.name!r}")
         if await self._exists(dst):
             raise InvalidArgument(f"Volume {new_name!r} exists on pool {pool.name!r}")
-        # zfs-fuse refuses to rename a mounted filesystem ("dataset is busy"); the
-        # snapshots go with the dataset
-        await self._zfs("zfs", "unmount", src, check=False)
-        try:
-            await self._zfs("zfs", "rename", src, dst)
+        try:  # the snapshots go with the dataset
+            await self._rename(src, dst)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._zfs("zfs", "mount", src, check=False)
@@ -592,12 +602,12 @@ class ZfsDriver:
                     await self._destroy(f"{src}@{stamp}")
 
     async def _stream(self, snapshot: str, dataset: str, base: str | None) -> None:
-        """``zfs send [-i base] snapshot | zfs receive dataset`` through a FIFO."""
-        with _fifo() as fifo:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(lambda: run(_receive(dataset, fifo, force=base is not None),
-                                               timeout=3600))
-                await run(_send(snapshot, fifo, base), timeout=3600)
+        """``zfs send [-i base] snapshot | zfs receive dataset``, through a pipe."""
+        read, write = os.pipe()  # each end is owned (and closed) by the run() it goes to
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(run, _receive(dataset, force=base is not None),
+                                       timeout=3600, stdin_fd=read))
+            await run(_send(snapshot, base), timeout=3600, stdout_fd=write)
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         await self._ready(pool)
@@ -652,13 +662,13 @@ class ZfsDriver:
         stamp = f"{TEMPORARY}{os.urandom(4).hex()}"
         try:
             await self._zfs("zfs", "snapshot", f"{src}@{stamp}")
-            with _fifo() as fifo:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(lambda: run(_send(f"{src}@{stamp}", fifo),
-                                                   timeout=3600))
-                    async with await trio.open_file(fifo, "rb") as f:
-                        while chunk := await f.read(1 << 20):
-                            await out.send_all(chunk)
+            read, write = os.pipe()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(partial(run, _send(f"{src}@{stamp}"), timeout=3600,
+                                           stdout_fd=write))
+                async with trio.lowlevel.FdStream(read) as stream:
+                    while chunk := await stream.receive_some(1 << 20):
+                        await out.send_all(chunk)
         finally:
             with trio.CancelScope(shield=True):
                 await self._destroy(f"{src}@{stamp}")
@@ -667,12 +677,12 @@ class ZfsDriver:
                              source: trio.abc.ReceiveStream) -> None:
         await self._ready(pool)
         dst = self._dataset(pool, volume)
-        with _fifo() as fifo:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(lambda: run(_receive(dst, fifo), timeout=3600))
-                async with await trio.open_file(fifo, "wb") as f:
-                    while chunk := await source.receive_some(1 << 20):
-                        await f.write(chunk)
+        read, write = os.pipe()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(run, _receive(dst), timeout=3600, stdin_fd=read))
+            async with trio.lowlevel.FdStream(write) as stream:
+                while chunk := await source.receive_some(1 << 20):
+                    await stream.send_all(chunk)
         listed = await self._zfs("zfs", "list", "-H", "-r", "-t", "snapshot", "-o", "name",
                                  dst, check=False)
         for name in listed.stdout.decode().split():

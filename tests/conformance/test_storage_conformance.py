@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,34 @@ from lxctl.objects.pools import snapshots_of
 from lxctl.state.records import PoolRecord
 
 STORAGE = driver_classes("storage")
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_on_failure(tmp_path: Path) -> Iterator[None]:
+    """A test that fails half-way still takes its pools down: the zpools named after its
+    directory, the mounts under it, the loop devices of its files (a run after a failed
+    one would otherwise find them, and the machine keep them)."""
+    yield
+    prefixes = (f"lxt-conform-{tmp_path.name[-12:]}",  # _driver's and _pools' names
+                f"lxt-cf{os.getpid()}-{tmp_path.name[-10:]}-")
+    try:
+        listed = subprocess.run(["zpool", "list", "-H", "-o", "name"], capture_output=True,
+                                text=True, check=False, timeout=30)
+        for zpool in listed.stdout.split() if listed.returncode == 0 else []:
+            if zpool.startswith(prefixes):
+                subprocess.run(["zpool", "destroy", "-f", zpool], capture_output=True,
+                               check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no zfs tools, or a zfs-fuse that no longer answers: the test said so
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(tmp_path))), key=len,
+                        reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False)
+    for line in loops.stdout.splitlines():
+        if str(tmp_path) in line:
+            subprocess.run(["losetup", "-d", line.split(":", 1)[0]], capture_output=True,
+                           check=False)
 REAL = {"dir", "btrfs", "zfs"}  # drivers whose volumes are real directories
 
 

@@ -136,3 +136,45 @@ async def test_pool_on_an_existing_zpool_and_re_import(tmp_path: Path) -> None:
     finally:
         subprocess.run(["zpool", "destroy", "-f", outer], capture_output=True)
         subprocess.run(["zpool", "destroy", "-f", own], capture_output=True)
+
+
+async def test_a_deleted_image_goes_with_its_last_clone(tmp_path: Path) -> None:
+    """An image deleted while instance volumes are clones of it waits in ``deleted/``
+    (Incus's layout) and is destroyed with the last of them."""
+    import io
+    import tarfile
+
+    from lxctl.public import DriverContext, ImageSource, PoolRecord, Volume, VolumeType
+    from lxctl_plugins.storage.zfs import ZfsDriver
+    if ZfsDriver.probe():
+        pytest.skip(f"zfs: {ZfsDriver.probe()}")
+    tarball = tmp_path / "img.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("rootfs/etc/hostname")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"zc\n"))
+    driver = ZfsDriver(DriverContext(tmp_path / "state", "lxt", None))
+    name = f"lxt-zgc-{os.getpid()}"
+    pool = PoolRecord(name, "zfs", {"size": "256MiB", "source": str(tmp_path / "p.img")})
+    image = ImageSource("f00d", tarball, None)
+    a, b = (Volume(n, VolumeType.CONTAINER) for n in ("a", "b"))
+
+    def deleted() -> list[str]:
+        out = subprocess.run(["zfs", "list", "-H", "-r", "-o", "name", f"{name}/deleted"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return [n for n in out if n != f"{name}/deleted"]
+
+    pool = PoolRecord(name, "zfs", await driver.create_pool(pool))
+    try:
+        await driver.ensure_image_volume(pool, image)
+        for volume in (a, b):
+            await driver.create_volume_from_image(pool, volume, image)
+        await driver.delete_image_volume(pool, "f00d")
+        assert len(deleted()) == 1  # kept: a and b rest on it
+        await driver.delete_volume(pool, a)
+        assert len(deleted()) == 1
+        await driver.delete_volume(pool, b)
+        assert deleted() == []
+    finally:
+        await driver.delete_pool(pool)
+        subprocess.run(["zpool", "destroy", "-f", name], capture_output=True)

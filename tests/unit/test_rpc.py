@@ -340,6 +340,36 @@ async def test_run_masks_extra_strings_and_keeps_outcome_tail_redacted() -> None
     assert not outcome.ok and outcome.tail() == "key=***"  # what drivers put in errors
 
 
+async def test_run_on_a_pipe_between_two_commands() -> None:
+    """``stdout_fd``/``stdin_fd``: one command's output is the next one's input, each
+    end closed by the run it went to (the reader sees EOF), errors still reported."""
+    import os
+
+    import trio
+
+    from lxctl import execute
+    from lxctl.errors import DriverError
+
+    read, write = os.pipe()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            results: list[execute.Outcome] = []
+
+            async def consume() -> None:
+                results.append(await execute.run(["wc", "-c"], stdin_fd=read))
+
+            nursery.start_soon(consume)
+            await execute.run(["head", "-c", "100000", "/dev/zero"], stdout_fd=write)
+    assert results[0].stdout.strip() == b"100000"
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone: the writer fails, its error is reported
+    with pytest.raises(DriverError, match="exit"):
+        await execute.run(["sh", "-c", "echo x; exit 3"], stdout_fd=write)
+    for fd in (read, write):
+        with pytest.raises(OSError):
+            os.fstat(fd)  # both closed
+
+
 async def test_timeout_and_missing_tool_errors_carry_no_argv() -> None:
     from lxctl import execute
     from lxctl.errors import DriverError, Timeout
