@@ -490,18 +490,22 @@ class BtrfsDriver:
                              readonly: bool) -> None:
         """``src`` (a volume, or a ``readonly`` snapshot) sent to ``dst``'s pool,
         incrementally on ``parent`` (already received there) if given, arriving at
-        ``dst`` writable: a stream is made of a read-only subvolume, and a received one
-        stays read-only (for incremental streams on it), so a writable snapshot of it is
-        made."""
+        ``dst`` writable: a stream is made of a read-only subvolume, and what arrives is
+        made writable (``ro false``, forced: it drops the received UUID, which only
+        incremental streams onto it would need) and moved into place. (A writable
+        snapshot of it instead would wait for all of its data to reach the disk: 0.6-1 s
+        for 200 MiB, where rsync returns with its writes still in memory.)"""
         stamp = f".send-{os.getpid()}-{os.urandom(4).hex()}"
         frozen = None if readonly else src.parent / (src.name + stamp)
         inbox = dst.parent / stamp
         try:
-            if frozen is not None:  # in the try: a cancelled btrfs may have made it
-                await run(["btrfs", "subvolume", "snapshot", "-r", src, frozen])
+            if frozen is not None:  # in the try: a cancelled snapshot may have made it
+                await trio.to_thread.run_sync(snapshot_subvolume, src, frozen, True,
+                                              limiter=_snapshots)
             inbox.mkdir(mode=0o700)
             received = await self._send_receive(frozen or src, inbox, parent)
-            await run(["btrfs", "subvolume", "snapshot", received, dst])
+            await run(["btrfs", "property", "set", "-f", "-ts", received, "ro", "false"])
+            received.rename(dst)
         finally:
             with trio.CancelScope(shield=True):
                 await self._delete_tree(inbox)
