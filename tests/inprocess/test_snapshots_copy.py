@@ -172,6 +172,9 @@ async def test_copy_with_and_without_snapshots_and_from_a_snapshot(tmp_path: Pat
                                               snapshot="nope")
             assert "not found" in await error(c, "instance.copy", source="c1", name="c9",
                                               storage="nopool")
+            await d.app.pools.create("plainpool", "plain", {})
+            assert "has no snapshots" in await error(c, "instance.copy", source="c1",
+                                                     name="c9", storage="plainpool")
             d.world.fail_next["copy_volume"] = 1
             assert "fake copy_volume failed" in await error(c, "instance.copy", source="c1",
                                                             name="c9")

@@ -52,6 +52,16 @@ def on_pool(devices: dict[str, dict[str, str]], expanded: dict[str, dict[str, st
     return {**devices, name: {**devices.get(name, conf), "pool": pool}}
 
 
+def refuse_snapshots(pool: PoolRecord, storage: StorageDriver, doing: str) -> None:
+    """Before anything is made: a pool whose driver keeps no snapshots cannot take an
+    instance's."""
+    if not storage.info.snapshots:
+        raise InvalidArgument(
+            f"Storage pool {pool.name!r} ({storage.info.name}) has no snapshots: the "
+            f"instance's snapshots cannot be {doing} there (--instance-only leaves them)",
+            pool=pool.name)
+
+
 class Copy(InstanceBase):
     # ------------------------------------------------------------------ copy
     async def copy(self, project: str, source: str, name: str, *,
@@ -90,6 +100,8 @@ class Copy(InstanceBase):
         self.pools.check_supports(dst_storage.info, volume)
         snapshots = [] if instance_only or snap is not None else await self.store.read(
             lambda t: t.snapshot_list(project, source))
+        if snapshots:
+            refuse_snapshots(dst_pool, dst_storage, "copied")
         isolated = is_true(expanded_config.get("security.idmap.isolated"))
         effective = replace(rec, config=expanded_config)
         hypervisor.rootfs_idmap(effective)  # refuses before anything is written
@@ -210,6 +222,8 @@ class Copy(InstanceBase):
         final = new_name or name
         target = replace(volume, name=final)
         snapshots = await self.store.read(lambda t: t.snapshot_list(project, name))
+        if snapshots and pool is not None and not instance_only:
+            refuse_snapshots(dst_pool, dst_storage, "moved")
         action = "move" if pool is not None else "rename"
 
         async def work(rec: InstanceRecord, op: Operation) -> None:
