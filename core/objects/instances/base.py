@@ -37,7 +37,7 @@ from lxctl.objects.profiles import Profiles
 from lxctl.objects.volumes import mount_attached
 from lxctl.state.records import InstanceRecord as InstanceRecord
 from lxctl.state.records import PoolRecord
-from lxctl.state.store import StateStore
+from lxctl.state.store import StateStore, Tables
 
 log = structlog.get_logger("lxctl.instances")
 
@@ -200,6 +200,23 @@ class InstanceBase:
         return self.networks.plugged(inst, name) or await self.networks.plug(
             inst, name, conf)
 
+
+    async def undo_create(self, rec: InstanceRecord, pool: PoolRecord,
+                          storage: StorageDriver, volume: Volume) -> None:
+        """Remove an instance whose creation (or copy) failed half-way: the hypervisor's
+        part, its root volume, its records (its snapshots' with them)."""
+        try:
+            await self.hypervisor(rec).delete(rec)
+            await storage.delete_volume(pool, volume)
+        except LxctlError as exc:
+            log.warning("clean-up after a failed create", instance=rec.name,
+                        error=exc.message)
+
+        def forget(t: Tables) -> None:
+            t.instance_delete(rec.project, rec.name)
+            t.volume_delete(rec.project, pool.name, str(volume.type), volume.name)
+
+        await self.store.write(forget)
 
     # ------------------------------------------------------------------ operations
     async def locked_op(

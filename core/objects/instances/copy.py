@@ -148,7 +148,7 @@ class Copy(InstanceBase):
                     await self.store.write(lambda t: _create_snapshots(t, copies))
                 except BaseException:
                     with shielded(f"Undoing the copy of {source} as {name}"):
-                        await self._undo_copy(rec, dst_pool, dst_storage, volume)
+                        await self.undo_create(rec, dst_pool, dst_storage, volume)
                     raise
                 self.event("instance-created", rec, type=rec.type, copied_from=source)
                 if start:
@@ -177,20 +177,6 @@ class Copy(InstanceBase):
             mounted = await storage.mount_volume(pool, volume)
             await trio.to_thread.run_sync(shift_tree, mounted.path, after[0] - before[0],
                                           after[1] - before[1])
-
-    async def _undo_copy(self, rec: InstanceRecord, pool: PoolRecord, storage: StorageDriver,
-                         volume: Volume) -> None:
-        try:
-            await self.hypervisor(rec).delete(rec)
-            await storage.delete_volume(pool, volume)
-        except LxctlError as exc:
-            log.warning("clean-up after failed copy", instance=rec.name, error=exc.message)
-
-        def forget(t: Tables) -> None:
-            t.instance_delete(rec.project, rec.name)  # its snapshot records with it
-            t.volume_delete(rec.project, pool.name, str(volume.type), volume.name)
-
-        await self.store.write(forget)
 
     # ------------------------------------------------------------------ rename, move
     async def move(self, project: str, name: str, *, new_name: str | None = None,

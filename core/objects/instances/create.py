@@ -13,17 +13,16 @@ import trio
 from lxctl.config.schema import Scope
 from lxctl.config.units import is_true
 from lxctl.drivers.hypervisor import HypervisorDriver
-from lxctl.drivers.storage import ImageSource, StorageDriver, Volume
-from lxctl.errors import AlreadyExists, InvalidArgument, LxctlError, NotFound
+from lxctl.drivers.storage import ImageSource
+from lxctl.errors import AlreadyExists, InvalidArgument, NotFound
 from lxctl.kernel.operations import Operation
 from lxctl.kernel.shield import shielded
 from lxctl.objects import devices as device_rules
 from lxctl.objects.idmap import isolated_block
-from lxctl.objects.instances.base import InstanceBase, InstanceRecord, log, set_root_quota
+from lxctl.objects.instances.base import InstanceBase, InstanceRecord, set_root_quota
 from lxctl.objects.names import check_instance_name, random_instance_name
 from lxctl.objects.pools import quotas_of, root_volume, volume_record
 from lxctl.objects.projects import check_instance_limits
-from lxctl.state.records import PoolRecord
 from lxctl.state.store import Tables
 
 START_SECONDS = 120.0  # the start that follows a create runs shielded, up to this long
@@ -109,7 +108,7 @@ class Create(InstanceBase):
                                             await storage.mount_volume(pool_rec, volume))
                 except BaseException:
                     with shielded(f"Undoing the creation of instance {name}"):
-                        await self._undo_create(rec, pool_rec, storage, volume)
+                        await self.undo_create(rec, pool_rec, storage, volume)
                     raise
                 self.event("instance-created", rec, type=rec.type)
                 if start:  # the same operation, still holding the lock, starts it;
@@ -135,17 +134,3 @@ class Create(InstanceBase):
             except NotFound:
                 return name
         raise AlreadyExists("Could not find a free random instance name")
-
-    async def _undo_create(self, rec: InstanceRecord, pool: PoolRecord,
-                           storage: StorageDriver, volume: Volume) -> None:
-        try:
-            await self.hypervisor(rec).delete(rec)
-            await storage.delete_volume(pool, volume)
-        except LxctlError as exc:
-            log.warning("clean-up after failed create", instance=rec.name, error=exc.message)
-
-        def forget(t: Tables) -> None:
-            t.instance_delete(rec.project, rec.name)
-            t.volume_delete(rec.project, pool.name, str(volume.type), volume.name)
-
-        await self.store.write(forget)
