@@ -1,11 +1,15 @@
-"""Output formats of list commands: table, compact, csv, json, yaml (as Incus)."""
+"""Output formats of list commands: table, compact, csv, json, yaml (as Incus).
+
+Light to import (no ``csv``, which imports ``re``, nor ``typing``): ``list`` is a hot
+path, and benchmarks poll it."""
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~2 ms per client start; checkers see True
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMATS = ("table", "compact", "csv", "json", "yaml")
 
@@ -31,12 +35,7 @@ def render_rows(fmt: str, header: list[str], rows: list[list[str]], raw: Any) ->
 
         return str(yaml.safe_dump(raw, sort_keys=False, default_flow_style=False))
     if name == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        if header_opt:
-            writer.writerow(header)
-        writer.writerows(rows)
-        return out.getvalue()
+        return "".join(csv_line(r) for r in ([header] if header_opt else []) + rows)
     show_header = header_opt is not False
     if name == "compact":
         grid = ([header] if show_header else []) + rows
@@ -46,6 +45,16 @@ def render_rows(fmt: str, header: list[str], rows: list[list[str]], raw: Any) ->
             "  ".join(c.split("\n")[0].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
             + "\n" for r in grid)
     return table(header if show_header else None, rows)
+
+
+def csv_line(row: list[str]) -> str:
+    """One row as Python's ``csv.writer`` (excel dialect, QUOTE_MINIMAL) writes it with
+    ``lineterminator="\\n"``: a field holding a comma, a quote or a newline is
+    quoted, its quotes doubled; a row of one empty field is ``""``."""
+    if row == [""]:
+        return '""\n'
+    return ",".join('"' + f.replace('"', '""') + '"' if any(c in f for c in ',"\n')
+                    else f for f in row) + "\n"
 
 
 def table(header: list[str] | None, rows: list[list[str]]) -> str:

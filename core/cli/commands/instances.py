@@ -1,24 +1,14 @@
-"""Instance commands: start, stop, restart, pause, resume, delete, list, info (launch and
-init are in :mod:`lxctl.cli.commands.launch`)."""
+"""Instance commands: start, stop, restart, pause, resume, delete, info (launch and init
+are in :mod:`lxctl.cli.commands.launch`, list in :mod:`lxctl.cli.commands.listing`)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Any
 
 from lxctl.cli.args import ArgumentParser, target
 from lxctl.cli.connection import Client, RpcError, connect
-from lxctl.cli.output import check_format, render_rows, size, write
+from lxctl.cli.output import size, write
 
-DEFAULT_COLUMNS = "ns46tS"
-COLUMNS: dict[str, str] = {
-    "n": "NAME", "s": "STATE", "4": "IPV4", "6": "IPV6", "t": "TYPE", "S": "SNAPSHOTS",
-    "a": "ARCHITECTURE", "b": "STORAGE POOL", "c": "CREATED AT", "d": "DESCRIPTION",
-    "f": "BASE IMAGE", "F": "BASE IMAGE", "l": "LAST USED AT", "m": "MEMORY USAGE",
-    "N": "PROCESSES", "p": "PID", "P": "PROFILES", "u": "CPU USAGE", "e": "PROJECT",
-}
-NEEDS_STATE = set("46mNpu")
 WANTED_FROM = {"start": ("Stopped", "Frozen"), "stop": ("Running", "Frozen"),
                "restart": ("Running", "Frozen"), "freeze": ("Running",),
                "unfreeze": ("Frozen",)}
@@ -127,122 +117,14 @@ def delete(command: str, args: list[str]) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- list
-def _addresses(inst: dict[str, Any], family: str) -> str:
-    lines = []
-    for iface, net in sorted((inst.get("state") or {}).get("network", {}).items()):
-        for addr in net.get("addresses", []):
-            if addr["family"] == family and addr.get("scope") == "global":
-                lines.append(f"{addr['address']} ({iface})")
-    return "\n".join(lines)
-
-
-def _date(value: str) -> str:
-    if not value or value.startswith(("0001", "1970")):
-        return ""
-    try:
-        return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").strftime("%Y/%m/%d %H:%M UTC")
-    except ValueError:
-        return value
-
-
-def _cell(inst: dict[str, Any], col: str) -> str:
-    state = inst.get("state") or {}
-    config = inst.get("config", {})
-    if col == "n":
-        return str(inst["name"])
-    if col == "s":
-        return str(inst["status"]).upper()
-    if col == "4":
-        return _addresses(inst, "inet")
-    if col == "6":
-        return _addresses(inst, "inet6")
-    if col == "t":
-        kind = "CONTAINER" if inst["type"] == "container" else "VIRTUAL-MACHINE"
-        return kind + (" (EPHEMERAL)" if inst.get("ephemeral") else "")
-    if col == "S":
-        return str(len(inst.get("snapshots") or []))
-    if col == "a":
-        return str(inst.get("architecture", ""))
-    if col == "b":
-        return str(inst.get("expanded_devices", {}).get("root", {}).get("pool", ""))
-    if col == "c":
-        return _date(inst.get("created_at", ""))
-    if col == "l":
-        return _date(inst.get("last_used_at", ""))
-    if col == "d":
-        return str(inst.get("description", ""))
-    if col in "fF":
-        fp = str(config.get("volatile.base_image", ""))
-        return fp[:12] if col == "f" else fp
-    if col == "m":
-        usage = (state.get("memory") or {}).get("usage", 0)
-        return size(usage) if usage else ""
-    if col == "N":
-        n = state.get("processes", -1)
-        return str(n) if n >= 0 and inst["status"] != "Stopped" else ""
-    if col == "p":
-        pid = state.get("pid", -1)
-        return str(pid) if pid and pid > 0 else ""
-    if col == "P":
-        return "\n".join(inst.get("profiles", []))
-    if col == "u":
-        ns = (state.get("cpu") or {}).get("usage", 0)
-        return f"{ns // 10**9}s" if ns else ""
-    if col == "e":
-        return str(inst.get("project", "default"))
-    raise ValueError(f"Unknown column {col!r}")
-
-
-def _matches(inst: dict[str, Any], filters: list[str]) -> bool:
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if sep:
-            if key in ("status", "state"):
-                if inst["status"].lower() != value.lower():
-                    return False
-            elif key == "type":
-                if inst["type"] != value:
-                    return False
-            elif inst.get("expanded_config", inst.get("config", {})).get(key) != value:
-                return False
-        elif not (inst["name"].startswith(f) or re.fullmatch(f, inst["name"])):
-            return False
-    return True
-
-
-def list_(command: str, args: list[str]) -> int:
-    p = _parser(command, "List instances")
-    p.add_argument("filters", nargs="*")
-    p.add_argument("-f", "--format", default="table")
-    p.add_argument("-c", "--columns", default=DEFAULT_COLUMNS)
-    p.add_argument("--fast", action="store_true")
-    p.add_argument("--all-projects", action="store_true")
-    opts = p.parse_args(args)
-    check_format(opts.format)
-    columns = "nsacPt" if opts.fast else opts.columns.replace(",", "")
-    if opts.all_projects and opts.columns == DEFAULT_COLUMNS and not opts.fast:
-        columns = "e" + columns  # Incus adds PROJECT first
-    if "L" in columns:
-        raise ValueError("Can't specify column L when not clustered")
-    for col in columns:
-        if col not in COLUMNS:
-            raise ValueError(f"Unknown column shorthand char '{col}' in '{opts.columns}'")
-    full = opts.format in ("json", "yaml") or bool(NEEDS_STATE & set(columns))
-    instances = connect().call("instance.list", {"full": full,
-                                                  "all_projects": opts.all_projects})
-    instances = [i for i in instances if _matches(i, opts.filters)]
-    rows = [[_cell(i, c) for c in columns] for i in instances]
-    write(render_rows(opts.format, [COLUMNS[c] for c in columns], rows, instances))
-    return 0
-
-
 # ---------------------------------------------------------------------------- info
 def info(command: str, args: list[str]) -> int:
     p = _parser(command, "Show instance or server information")
     p.add_argument("name", nargs="?")
     p.add_argument("--resources", action="store_true")
     opts = p.parse_args(args)
+    from lxctl.cli.commands.listing import date
+
     client = connect()
     if opts.name is None:
         import yaml
@@ -260,8 +142,8 @@ def info(command: str, args: list[str]) -> int:
     ]
     if state.get("pid", -1) > 0:
         lines.append(f"PID: {state['pid']}")
-    lines += [f"Created: {_date(inst.get('created_at', ''))}",
-              f"Last Used: {_date(inst.get('last_used_at', ''))}"]
+    lines += [f"Created: {date(inst.get('created_at', ''))}",
+              f"Last Used: {date(inst.get('last_used_at', ''))}"]
     if inst["status"] in ("Running", "Frozen"):
         lines += ["", "Resources:", f"  Processes: {state.get('processes', -1)}"]
         cpu = (state.get("cpu") or {}).get("usage", 0)
