@@ -184,6 +184,7 @@ class BtrfsDriver:
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
+        self._quotas: set[str] = set()  # roots of mounted pools known to have quotas on
 
     @classmethod
     def probe(cls) -> str | None:
@@ -275,8 +276,7 @@ class BtrfsDriver:
             if kind != "directory":
                 await run(["mkfs.btrfs", "-q", "-f", "-L", pool.name, source], timeout=120)
             await self.mount_pool(rec)
-            root = self._root(rec)
-            await run(["btrfs", "quota", "enable", root], timeout=60)
+            root = self._root(rec)  # quotas: enabled by the first size (set_quota)
             for sub in ("images", *_DIRS.values(), "snapshots"):
                 (root / sub).mkdir(exist_ok=True, mode=0o711)
         except BaseException:
@@ -317,6 +317,7 @@ class BtrfsDriver:
                               f"{outcome.tail()}", pool=pool.name)
 
     async def unmount_pool(self, pool: PoolRecord) -> None:
+        self._quotas.discard(str(self._root(pool)))
         if pool.config.get("volatile.kind") == "directory":
             return
         target = self._mountpoint(pool)
@@ -328,6 +329,7 @@ class BtrfsDriver:
             pass
 
     async def delete_pool(self, pool: PoolRecord) -> None:
+        self._quotas.discard(str(self._root(pool)))
         kind = pool.config.get("volatile.kind", "loop")
         source = Path(pool.config.get("source", ""))
         if kind == "directory":
@@ -529,6 +531,9 @@ class BtrfsDriver:
 
     async def usage(self, pool: PoolRecord, volume: Volume) -> VolumeUsage:
         path = self._volume_dir(pool, volume)
+        if not await self._quotas_enabled(pool):  # no qgroups to ask: count the files
+            outcome = await run(["du", "-s", "-B1", "-x", path], timeout=600)
+            return VolumeUsage(int(outcome.stdout.split()[0]))
         await run(["btrfs", "quota", "rescan", "-w", self._root(pool)], check=False,
                   timeout=120)
         outcome = await run(["btrfs", "qgroup", "show", "--raw", "-r", "-f", path])
@@ -544,8 +549,28 @@ class BtrfsDriver:
 
     # ------------------------------------------------------------------ quotas
     async def set_quota(self, pool: PoolRecord, volume: Volume, size: int) -> None:
+        """A qgroup limit. Quotas are enabled on the pool by its first size (as Incus
+        does): qgroup accounting makes every snapshot cost about twice as much, so a
+        pool without sizes goes without it."""
         path = self._volume_dir(pool, volume)
+        if not await self._quotas_enabled(pool):
+            if not size:
+                return
+            root = self._root(pool)
+            await run(["btrfs", "quota", "enable", root], timeout=60)
+            # the accounting of what is there already, before the limit counts on it
+            await run(["btrfs", "quota", "rescan", "-W", root], check=False, timeout=600)
+            self._quotas.add(str(root))
         await run(["btrfs", "qgroup", "limit", str(size) if size else "none", path])
+
+    async def _quotas_enabled(self, pool: PoolRecord) -> bool:
+        root = self._root(pool)
+        if str(root) in self._quotas:
+            return True
+        outcome = await run(["btrfs", "qgroup", "show", "-f", root], check=False)
+        if outcome.ok:
+            self._quotas.add(str(root))
+        return outcome.ok
 
     # ------------------------------------------------------------------ snapshots
     async def create_snapshot(self, pool: PoolRecord, volume: Volume, name: str) -> None:
