@@ -65,3 +65,35 @@ def test_snapshot_create_imports_no_argparse_typing_or_re() -> None:
                            text=True, stdin=subprocess.DEVNULL, timeout=30, check=False)
     assert "cannot connect to lxctld" in r.stderr
     assert r.stdout.splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+def test_volume_snapshot_create_takes_the_short_way_only_when_plain() -> None:
+    from lxctl.cli.commands.storage import quick_volume_snapshot
+
+    want = {"pool": "p", "name": "v", "action": "create", "snapshot": "s"}
+    assert quick_volume_snapshot(["volume", "snapshot", "create", "p", "v", "s"]) == want
+    assert quick_volume_snapshot(["volume", "snapshot", "create", "p", "custom/v", "s"]) == \
+        want
+    for args in (["volume", "snapshot", "create", "p", "v"],  # the parser's error
+                 ["volume", "snapshot", "create", "p", "v", "-h"],
+                 ["volume", "snapshot", "create", "p", "image/v", "s"],
+                 ["volume", "snapshot", "delete", "p", "v", "s"],
+                 ["volume", "snapshot", "create", "p", "v", "s", "x"], ["list"]):
+        assert quick_volume_snapshot(args) is None, args
+
+
+def test_volume_snapshot_create_imports_no_argparse_or_typing() -> None:
+    probe = (
+        "import sys\n"
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        "from lxctl.cli.main import run\n"
+        "run(['storage', 'volume', 'snapshot', 'create', 'p', 'v', 's'])\n"
+        "heavy = ('argparse', 'typing', 're', 'lxctl.cli.args')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="lxt-vsnap-") as tmp:
+        r = subprocess.run([sys.executable, "-S", "-c", probe],
+                           env={**os.environ, "LXCTL_DIR": tmp}, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=30, check=False)
+    assert "cannot connect to lxctld" in r.stderr
+    assert r.stdout.splitlines()[-1] == "[]", r.stdout + r.stderr
