@@ -160,7 +160,11 @@ class Copy(InstanceBase):
 
         what = f"Copying instance {source}" + (f"/{snapshot}" if snapshot else "") + \
             f" to {name}"
-        return await self.start_op(rec, what, work, may_cancel=True)
+        try:
+            return await self.start_op(rec, what, work, may_cancel=True)
+        except BaseException:  # no operation: start_op released the copy's lock only
+            await self.release(src)
+            raise
 
     async def _shift_copy(self, src: InstanceRecord, snap: SnapshotRecord | None,
                           rec: InstanceRecord, pool: PoolRecord, storage: StorageDriver,
