@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
-
 import pytest
+from cli_imports import heavy_imports
 
 from lxctl.cli.args import UsageError
 from lxctl.cli.commands.launch import parser, quick_parse
@@ -60,20 +56,4 @@ def test_the_common_forms_take_the_quick_way() -> None:
 def test_launch_imports_no_argparse_typing_re_or_json() -> None:
     """A launch imports the connection and nothing heavy (argparse, re and typing cost
     ~25 ms a start); without a daemon it fails at the connection."""
-    import sysconfig
-
-    probe = (
-        "import sys\n"
-        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
-        "from lxctl.cli.main import run\n"
-        "run(['launch', '-q', 'bb', 'c1', '--storage', 'p', '-c', 'a=b'])\n"
-        "heavy = ('argparse', 'typing', 're', 'json', 'socket', 'lxctl.cli.args',\n"
-        "         'lxctl.cli.output', 'lxctl.cli.commands.instances')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    with tempfile.TemporaryDirectory(prefix="lxt-launch-") as tmp:
-        r = subprocess.run([sys.executable, "-S", "-c", probe],
-                           env={**os.environ, "LXCTL_DIR": tmp}, capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL, timeout=DEADLINE, check=False)
-    assert "cannot connect to lxctld" in r.stderr
-    assert r.stdout.splitlines()[-1] == "[]", r.stdout + r.stderr
+    assert heavy_imports(["launch", "-q", "bb", "c1", "--storage", "p", "-c", "a=b"]) == []
