@@ -215,7 +215,12 @@ async def test_rename_and_move_between_pools(tmp_path: Path) -> None:
             await c.wait(await c.call("instance.create", image="img", name="other"))
             assert "already exists" in await error(c, "instance.move", name="r1",
                                                    new_name="other")
-            assert ("p2", "r1") in d.world.volumes
+            copies = [n for n, _ in d.world.calls].count("fake.copy_volume")
+            assert "already exists" in await error(c, "instance.move", name="r1",
+                                                   new_name="other", storage="default")
+            assert [n for n, _ in d.world.calls].count("fake.copy_volume") == copies
+            assert ("p2", "r1") in d.world.volumes and ("default", "other") in \
+                d.world.volumes and ("default", "r1") not in d.world.volumes
             # snapshots restore on the moved instance (its root stays on p2)
             await c.wait(await c.call("instance_snapshot.restore", instance="r1", name="s0"))
             r1 = await c.call("instance.get", name="r1")

@@ -218,8 +218,10 @@ class Copy(InstanceBase):
 
         async def work(rec: InstanceRecord, op: Operation) -> None:
             hypervisor = self.hypervisor(rec)
+            if final != name:  # before anything moves (the records' rename checks again)
+                await self._refuse_taken(rec, final)
             if pool is None:
-                await self._rename_volume(rec, final, src_pool, storage, volume)
+                await storage.rename_volume(src_pool, volume, final)
             else:
                 self.ops.progress(op, step="copying root volume")
                 await transfer(src_pool, storage, volume, dst_pool, dst_storage, target,
@@ -248,12 +250,10 @@ class Copy(InstanceBase):
         what = f"{'Moving' if pool else 'Renaming'} instance {name}"
         return await self.locked_op(rec, action, what, work)
 
-    async def _rename_volume(self, rec: InstanceRecord, new_name: str, pool: PoolRecord,
-                             storage: StorageDriver, volume: Volume) -> None:
+    async def _refuse_taken(self, rec: InstanceRecord, new_name: str) -> None:
         taken = await self.store.read(lambda t: {i.name for i in t.instance_list(rec.project)})
-        if new_name in taken:  # checked again by the records' rename
+        if new_name in taken:
             raise AlreadyExists(f"Instance {new_name!r} already exists", instance=new_name)
-        await storage.rename_volume(pool, volume, new_name)
 
     async def _drop_target(self, rec: InstanceRecord, pool: str | None, dst_pool: PoolRecord,
                            dst_storage: StorageDriver, target: Volume, src_pool: PoolRecord,
