@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from lxctl.cli import values
 from lxctl.cli.connection import connect
 from lxctl.cli.values import key_values, target
 
@@ -66,41 +67,10 @@ def parser(command: str, start: bool) -> ArgumentParser:
 def quick_parse(args: list[str]) -> dict[str, Any] | None:
     """The options as argparse would give them, or None where that is not sure (then
     the argparse parser decides, and errors are its own)."""
-    opts = {k: list(v) if isinstance(v, list) else v for k, v in DEFAULTS.items()}
-    positional: list[str] = []
-    run_over = False  # argparse takes IMAGE [NAME] from one run of positional words
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if not arg.startswith("-"):
-            if run_over or len(positional) == 2:
-                return None
-            positional.append(arg)
-            continue
-        if positional:
-            run_over = True
-        flag, eq, inline = arg.partition("=")
-        if eq and flag.startswith("--") and FLAGS.get(flag, ("", False))[1]:
-            value: str | bool = inline
-            dest = FLAGS[flag][0]
-        elif arg in FLAGS:
-            dest, takes_value = FLAGS[arg]
-            if takes_value:
-                if i == len(args) or args[i].startswith("-"):
-                    return None
-                value = args[i]
-                i += 1
-            else:
-                value = True
-        else:
-            return None
-        if dest in APPENDED:
-            opts[dest] = [*(opts[dest] or []), value]
-        else:
-            opts[dest] = value
-    if not positional:
+    parsed = values.quick_parse(args, FLAGS, DEFAULTS, APPENDED, most=2)
+    if parsed is None or not parsed[1]:
         return None
+    opts, positional = parsed
     opts["image"] = positional[0]
     opts["name"] = positional[1] if len(positional) == 2 else None
     return opts

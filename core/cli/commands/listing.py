@@ -7,6 +7,7 @@ no ``csv``, no ``typing``."""
 
 from __future__ import annotations
 
+from lxctl.cli import values
 from lxctl.cli.connection import connect
 from lxctl.cli.output import check_format, render_rows, size, write
 
@@ -138,35 +139,9 @@ FLAGS: dict[str, tuple[str, bool]] = {  # flag -> (destination, takes a value)
 def quick_parse(args: list[str]) -> dict[str, Any] | None:
     """The options as argparse would give them, or None where that is not sure
     (then argparse decides, and its errors are the ones shown)."""
-    opts: dict[str, Any] = {"filters": [], "format": "table", "columns": DEFAULT_COLUMNS,
-                            "fast": False, "all_projects": False}
-    run_over = False  # argparse takes the filters from one run of positional words
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if not arg.startswith("-"):
-            if run_over:
-                return None
-            opts["filters"].append(arg)
-            continue
-        if opts["filters"]:
-            run_over = True
-        flag, eq, inline = arg.partition("=")
-        if eq and flag.startswith("--") and FLAGS.get(flag, ("", False))[1]:
-            opts[FLAGS[flag][0]] = inline
-        elif arg in FLAGS:
-            dest, takes_value = FLAGS[arg]
-            if takes_value:
-                if i == len(args) or args[i].startswith("-"):
-                    return None
-                opts[dest] = args[i]
-                i += 1
-            else:
-                opts[dest] = True
-        else:
-            return None
-    return opts
+    parsed = values.quick_parse(args, FLAGS, {"format": "table", "columns": DEFAULT_COLUMNS,
+                                              "fast": False, "all_projects": False})
+    return None if parsed is None else {"filters": parsed[1], **parsed[0]}
 
 
 def list_(command: str, args: list[str]) -> int:
