@@ -128,6 +128,7 @@ class Client:
             raise ConnectionFailed(f"cannot connect to lxctld at {self.path}: "
                                    f"{exc.strerror or exc}{hint}") from None
         self._buf = b""
+        self._pending: list[dict[str, Any]] = []  # read after an answer, not dispatched yet
         self._next_id = 0
         # buffered: send() queues and the caller flushes when select() says writable, so
         # that a client streaming input never blocks while the daemon waits for it to read
@@ -222,13 +223,21 @@ class Client:
         return False, None
 
     def poll(self, request_id: int) -> tuple[bool, Any]:
-        """Read once and dispatch; (True, result) when request ``request_id`` is answered."""
-        messages = self.read_messages()
-        if messages is None:
-            raise ConnectionFailed("the daemon closed the connection")
-        for message in messages:
+        """Read once and dispatch; (True, result) when request ``request_id`` is answered.
+
+        Messages that came in the same read after the answer (the events that a
+        subscription replays, say) are kept and dispatched first by the next poll."""
+        if self._pending:
+            messages, self._pending = self._pending, []
+        else:
+            read = self.read_messages()
+            if read is None:
+                raise ConnectionFailed("the daemon closed the connection")
+            messages = read
+        for i, message in enumerate(messages):
             done, result = self.handle(message, request_id)
             if done:
+                self._pending = messages[i + 1:]
                 return True, result
         return False, None
 

@@ -311,3 +311,37 @@ def test_the_client_config_is_read_by_hand_when_flat(
                        env={**os.environ, "LXCTL_CONF": str(conf)}, capture_output=True,
                        text=True, timeout=DEADLINE, check=False)
     assert r.stdout.split() == [str(project), str(yaml_read)], r.stderr
+
+
+def test_notifications_read_along_with_an_answer_are_not_lost(state_dir: Path) -> None:
+    """The daemon may send a subscription's replayed events in the same write as its
+    answer: the next poll must dispatch them (a monitor --since lost them)."""
+    import json
+
+    from lxctl.cli import connection
+
+    path = state_dir / "unix.socket"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    try:
+        client = connection.Client(str(path))
+        peer, _ = listener.accept()
+        got: list[object] = []
+        client.on_notification = lambda method, params: got.append(params["id"])
+        lines = [{"jsonrpc": "2.0", "method": "event", "params": {"id": 1}},
+                 {"jsonrpc": "2.0", "id": 1, "result": {"last_id": 1}},
+                 {"jsonrpc": "2.0", "method": "event", "params": {"id": 2}},
+                 {"jsonrpc": "2.0", "method": "event", "params": {"id": 3}}]
+        peer.sendall(b"".join(json.dumps(m).encode() + b"\n" for m in lines))
+        assert client.call("events.subscribe") == {"last_id": 1}
+        assert got == [1]
+        peer.shutdown(socket.SHUT_WR)  # the next poll dispatches the kept events first
+        assert client.poll(-1) == (False, None)
+        assert got == [1, 2, 3]
+        with pytest.raises(connection.ConnectionFailed):
+            client.poll(-1)
+        client.close()
+        peer.close()
+    finally:
+        listener.close()
