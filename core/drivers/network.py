@@ -98,3 +98,9 @@ class NetworkDriver(Protocol):
 
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         """Undo ``plug`` after the instance stopped or the NIC was removed."""
+
+    # Optional: ``async def adopt(net, inst, device, config) -> NicDevice``, the NIC that
+    # ``plug`` made for an instance that ran on while the daemon restarted, worked out
+    # again without touching the host (its veth, ports and leases are in place). A
+    # driver without it leaves such NICs unknown until the instance's next start: no
+    # counters in ``info`` and no ``unplug`` at its stop.

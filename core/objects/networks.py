@@ -15,6 +15,7 @@ import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import structlog
 import trio
 
 from lxctl.config.schema import ConfigSchema, Scope
@@ -34,6 +35,8 @@ from lxctl.state.records import InstanceRecord, NetworkRecord
 from lxctl.state.store import StateStore, Tables
 
 KIND = "network"
+
+log = structlog.get_logger("lxctl.networks")
 
 
 def source(rec: NetworkRecord) -> str:
@@ -120,6 +123,26 @@ class Networks:
         nic = await driver.plug(rec, inst, device, config)
         self._plugged.setdefault(inst.key, []).append((rec, nic))
         return nic
+
+    async def adopt(self, inst: InstanceRecord, devices: Mapping[str, Mapping[str, str]]
+                    ) -> None:
+        """After a daemon restart, for an instance that ran on: the NICs ``plug`` made
+        for it, worked out again by drivers that can (``adopt``), so that ``info`` shows
+        them and its stop unplugs them. One that cannot be is logged and left."""
+        for device, conf in sorted(devices.items()):
+            if conf.get("type") != "nic" or "network" not in conf:
+                continue
+            try:
+                rec = await self.get(inst.project, conf["network"])
+                adopt = getattr(self.drivers.network(rec.type), "adopt", None)
+                if adopt is None:
+                    continue
+                nic = await adopt(rec, inst, device, conf)
+            except Exception as exc:  # a start goes on without it
+                log.warning("cannot re-adopt a NIC", instance=inst.name, device=device,
+                            error=str(exc))
+                continue
+            self._plugged.setdefault(inst.key, []).append((rec, nic))
 
     def plugged(self, inst: InstanceRecord, device: str) -> NicDevice | None:
         """The NIC ``plug`` made for the instance's device (the latest), if any."""

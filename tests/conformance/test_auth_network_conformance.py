@@ -64,6 +64,9 @@ async def _plug_unplug_driver(driver: Any) -> None:
         await driver.start(net)
         nic = await driver.plug(net, InstanceRecord("c1"), "eth0", {"network": net.name})
         assert isinstance(nic, NicDevice) and nic.name == "eth0"
+        adopt = getattr(driver, "adopt", None)
+        if adopt is not None:  # after a daemon restart: the NIC that plug made
+            assert await adopt(net, InstanceRecord("c1"), "eth0", {"network": net.name}) == nic
         await driver.unplug(net, InstanceRecord("c1"), nic)
         await driver.stop(net)
         await driver.delete(net)

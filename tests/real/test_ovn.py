@@ -114,8 +114,18 @@ def test_ovn_network_dhcp_ping(ovn_daemon: tuple[NetnsDaemon, PrivateOvn]) -> No
     assert len(ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split()) == 3
     d.ok("network", "detach", "lxtovn0", "c1", "eth1")
     assert len(ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split()) == 2
+    # a daemon restart: the NICs of the instances that ran on are adopted, so that their
+    # stop takes the ports away (they were left behind, with their logical ports)
+    d.terminate()
+    d.start()
+    hosts = {line.split(": ")[1] for name in ("c1", "c2")
+             for line in d.ok("info", name).splitlines() if "Host interface: " in line}
+    assert hosts == set(ports)
+    assert _pings(d, "c1", ip2)
     d.ok("stop", "c1", "c2", "--force")
     assert ovn.sh("ovs-vsctl", f"--db={ovn.ovs}", "list-ports", BRIDGE).split() == []
+    left = ovn.sh("ovn-nbctl", f"--db={ovn.nb}", "lsp-list", _switch(ovn, "lxtovn0"))
+    assert [line.endswith("-router)") for line in left.splitlines()] == [True]
 
 
 def test_ovn_acl_drops_icmp_and_removing_it_restores(

@@ -140,3 +140,27 @@ def test_ovs_bridge_dhcp_and_vlans_isolate(ovs_daemon: tuple[NetnsDaemon, Privat
     d.ok("network", "delete", "lxtvbr0")
     assert ovs.vsctl("list-br") == ""
     assert d.sh("ip", "link", "show", "lxtvbr0").returncode != 0
+
+
+def test_a_restarted_daemon_knows_the_nics_of_running_instances(
+        ovs_daemon: tuple[NetnsDaemon, PrivateOvs]) -> None:
+    """The daemon re-adopts the NICs of the instances that ran on through its restart:
+    their host side shows in ``info``, and a stop after the restart takes the OVS port
+    away (it was left behind, on a bridge that then could not be deleted cleanly)."""
+    d, ovs = ovs_daemon
+    d.ok("network", "create", "lxtvbr1", "bridge.driver=openvswitch",
+         "ipv4.address=10.251.71.1/24", "ipv4.nat=false")
+    d.ok("init", "bb", "c1")
+    d.ok("network", "attach", "lxtvbr1", "c1", "eth0")
+    d.ok("start", "c1")
+    port = ovs.vsctl("list-ports", "lxtvbr1")
+    assert port.startswith("veth")
+    d.terminate()
+    d.start()
+    assert d.ok("list", "c1", "-c", "s", "-f", "csv").strip() == "RUNNING"
+    assert f"Host interface: {port}" in d.ok("info", "c1")
+    d.ok("stop", "c1", "--force")
+    assert ovs.vsctl("list-ports", "lxtvbr1") == ""
+    assert d.sh("ip", "link", "show", port).returncode != 0
+    d.ok("delete", "c1")
+    d.ok("network", "delete", "lxtvbr1")

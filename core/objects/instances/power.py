@@ -149,6 +149,7 @@ class Power(InstanceBase):
             real = states[rec.key].status
             if real in ("Running", "Frozen"):
                 log.info("re-adopted running instance", instance=rec.name, status=real)
+                await self.networks.adopt(rec, (await self.profiles.expand(rec))[1])
                 if rec.power_state != real:
                     rec.power_state = real
                     await self.store.write(partial(_update, rec))

@@ -269,8 +269,9 @@ class BridgeDriver:
         return NetworkState(NetworkStatus.PENDING, f"bridge {net.name} is not up")
 
     # ------------------------------------------------------------------ NICs
-    async def plug(self, net: NetworkRecord, inst: InstanceRecord, device: str,
-                   config: Mapping[str, str]) -> NicDevice:
+    def _nic(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+             config: Mapping[str, str]) -> NicDevice:
+        """The NIC of the device's config on ``net`` (checked; nothing made yet)."""
         gateway = self._gateway(net)
         address = config.get("ipv4.address")
         if address:
@@ -293,18 +294,27 @@ class BridgeDriver:
                 "lacks; use bridge.driver=openvswitch", device=device)
         limits = {k: parse_bitrate(device, k, config[k])
                   for k in ("limits.ingress", "limits.egress") if config.get(k)}
-        hwaddr = config.get("hwaddr") or stable_mac(inst.project, inst.name, device)
         mtu = config.get("mtu") or net.config.get("bridge.mtu")
-        if gateway is not None:
-            path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, device)
-            await trio.to_thread.run_sync(dnsmasq.write_host, path, hwaddr, address,
-                                          inst.name)
         host = config.get("host_name") or host_veth(inst, device)
         nic = NicDevice(name=device, kind="veth", link=net.name, host_name=host,
-                        hwaddr=hwaddr, mtu=int(mtu) if mtu else None, vlan=vlan,
+                        hwaddr=config.get("hwaddr") or stable_mac(inst.project, inst.name,
+                                                                  device),
+                        mtu=int(mtu) if mtu else None, vlan=vlan,
                         name_in_instance=config.get("name", device),
                         limits_ingress=limits.get("limits.ingress"),
                         limits_egress=limits.get("limits.egress"))
+        if _is_ovs(net):  # the container's end goes into a veth pair on the OVS port
+            return dataclasses.replace(nic, kind="phys", link=ovs_bridge.peer_name(host))
+        return nic
+
+    async def plug(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+                   config: Mapping[str, str]) -> NicDevice:
+        nic = self._nic(net, inst, device, config)
+        host, hwaddr = nic.host_name or "", nic.hwaddr or ""
+        if self._gateway(net) is not None:
+            path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, device)
+            await trio.to_thread.run_sync(dnsmasq.write_host, path, hwaddr,
+                                          config.get("ipv4.address"), inst.name)
         if not _is_ovs(net):
             own = ",".join(n.strip() for n in config.get("security.acls", "").split(",")
                            if n.strip())
@@ -313,16 +323,20 @@ class BridgeDriver:
             if own or net.config.get("security.acls"):
                 await self._render_acls(net)
             return nic
-        peer = ovs_bridge.peer_name(host)
         try:
-            await ovs_bridge.plug(self.ovs_db, net.name, host, peer,
-                                  int(mtu) if mtu else None, hwaddr, vlan,
-                                  f"{inst.project}/{inst.name}")
+            await ovs_bridge.plug(self.ovs_db, net.name, host, nic.link or "", nic.mtu,
+                                  hwaddr, nic.vlan, f"{inst.project}/{inst.name}")
         except BaseException:
             dnsmasq.host_file(self._dir(net), inst.project, inst.name, device).unlink(
                 missing_ok=True)
             raise
-        return dataclasses.replace(nic, kind="phys", link=peer)
+        return nic
+
+    async def adopt(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+                    config: Mapping[str, str]) -> NicDevice:
+        """The NIC ``plug`` made before the daemon restarted; its host file, ACL entry
+        and OVS port are still in place."""
+        return self._nic(net, inst, device, config)
 
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         path = dnsmasq.host_file(self._dir(net), inst.project, inst.name, nic.name)

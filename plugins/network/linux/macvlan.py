@@ -129,6 +129,11 @@ class MacvlanDriver:
             mtu=int(mtu) if mtu else None, name_in_instance=config.get("name", device),
             mode=config.get("mode") or net.config.get("macvlan.mode", "bridge"))
 
+    async def adopt(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+                    config: Mapping[str, str]) -> NicDevice:
+        """The NIC of a running instance after a daemon restart: ``plug`` makes nothing."""
+        return await self.plug(net, inst, device, config)
+
     async def unplug(self, net: NetworkRecord, inst: InstanceRecord, nic: NicDevice) -> None:
         ...
 

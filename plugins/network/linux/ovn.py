@@ -364,10 +364,8 @@ class OvnDriver:
                     f"network {net.name!r} ({gateway.network}) other than its gateway",
                     device=device)
         switch, port = self.switch(net), self.port(net, inst, device)
-        hwaddr = config.get("hwaddr") or stable_mac(inst.project, inst.name, device)
-        mtu = int(config.get("mtu") or net.config.get("bridge.mtu", GENEVE_MTU))
-        host = config.get("host_name") or "ovn" + port[-10:]
-        peer = "ovp" + port[-10:]
+        nic = self._nic(net, inst, device, config)
+        hwaddr, host, peer = nic.hwaddr or "", nic.host_name or "", nic.link or ""
         ids = {"lxctl-switch": switch, "lxctl-instance": f"{inst.project}/{inst.name}",
                "lxctl-device": device, "lxctl-acls": ",".join(acl_names(
                    config.get("security.acls"))), "lxctl-host": inst.name}
@@ -384,7 +382,7 @@ class OvnDriver:
             commands.append(["lsp-set-dhcpv4-options", port, dhcp[0][0]])
         await nbctl(self.nb, *commands)
         try:
-            await links.call(veth.create_pair, host, peer, mtu, hwaddr, False)
+            await links.call(veth.create_pair, host, peer, nic.mtu, hwaddr, False)
             await ovs.add_port(self.ovs_db, self.integration_bridge, host,
                                {"iface-id": port, "lxctl-instance": inst.name})
             if ids["lxctl-acls"] or net.config.get("security.acls"):
@@ -395,8 +393,23 @@ class OvnDriver:
                 raise DriverError(f"Device {device!r}: cannot make its veth pair: "
                                   f"{exc.args[-1]}") from None
             raise
-        return NicDevice(name=device, kind="phys", link=peer, host_name=host, hwaddr=hwaddr,
-                         mtu=mtu, name_in_instance=config.get("name", device))
+        return nic
+
+    def _nic(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+             config: Mapping[str, str]) -> NicDevice:
+        port = self.port(net, inst, device)
+        return NicDevice(
+            name=device, kind="phys", link="ovp" + port[-10:],
+            host_name=config.get("host_name") or "ovn" + port[-10:],
+            hwaddr=config.get("hwaddr") or stable_mac(inst.project, inst.name, device),
+            mtu=int(config.get("mtu") or net.config.get("bridge.mtu", GENEVE_MTU)),
+            name_in_instance=config.get("name", device))
+
+    async def adopt(self, net: NetworkRecord, inst: InstanceRecord, device: str,
+                    config: Mapping[str, str]) -> NicDevice:
+        """The NIC ``plug`` made before the daemon restarted (its logical switch port,
+        veth pair and integration bridge port are in place)."""
+        return self._nic(net, inst, device, config)
 
     async def _unplug(self, port: str, host: str) -> None:
         await ovs.delete_port(self.ovs_db, host)
