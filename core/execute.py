@@ -211,6 +211,23 @@ async def _run_on_fds(args: tuple[str, ...], stdin_fd: int | None, stdout_fd: in
     return code, bytes(chunks["out"]), bytes(chunks["err"])
 
 
+async def start_helper(argv: Sequence[str | os.PathLike[str]], *,
+                       pass_fds: Sequence[int]) -> trio.Process:
+    """Start a helper process of the daemon's own that talks over descriptors it
+    inherits (``pass_fds``, a socket's end) and ends when the daemon closes them, the
+    daemon's exit included: stdin from /dev/null, its output the daemon's. The caller
+    owns the process (``aclose`` it)."""
+    args = tuple(str(a) for a in argv)
+    try:
+        proc = await trio.lowlevel.open_process(args, stdin=subprocess.DEVNULL,
+                                                pass_fds=tuple(pass_fds))
+    except OSError as exc:
+        raise DriverError(f"cannot run {tool_name(args)}: {exc.strerror or exc}",
+                          tool=tool_name(args)) from None
+    log.debug("helper", argv=redact_argv(args), pid=proc.pid)
+    return proc
+
+
 async def spawn_service(argv: Sequence[str | os.PathLike[str]], *,
                         log_file: str | os.PathLike[str]) -> None:
     """Start a host service that outlives the daemon (LXCFS, a FUSE filesystem daemon):

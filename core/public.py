@@ -73,7 +73,7 @@ from lxctl.errors import (
     Timeout,
     Unavailable,
 )
-from lxctl.execute import Outcome, run, spawn_service
+from lxctl.execute import Outcome, run, spawn_service, start_helper
 from lxctl.kernel.events import Event, LifecycleEvent, LoggingEvent, OperationEvent
 from lxctl.objects.idmap import IdMap, shift_tree
 from lxctl.plugin import impl
@@ -93,4 +93,5 @@ __all__ = [
     "StreamData", "StreamEOF", "StreamInput", "StreamResize", "StreamSignal", "Timeout",
     "Unavailable", "UnixDevice", "UsbDevice", "Volume", "VolumeType", "VolumeUsage",
     "device_type", "impl", "is_true", "netlink", "parse_size", "run", "shift_tree", "spawn_service",
+    "start_helper",
 ]

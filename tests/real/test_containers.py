@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import termios
@@ -124,6 +125,45 @@ def test_exec_options_and_big_streams(daemon: Daemon) -> None:
         assert sorted(fds, key=int) == ["0", "1", "2", "3"]
         r = daemon.cli("exec", "lxt-exec", "--", "sh", "-c", "kill -9 $$")
         assert r.returncode == 137
+
+
+def _attach_helpers(d: Daemon) -> list[int]:
+    """The daemon's attach helpers (its children running attach_helper.py)."""
+    out = subprocess.run(["pgrep", "-P", str(d.pid), "-f", "attach_helper.py"],
+                         capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_exec_through_the_attach_helper(daemon: Daemon) -> None:
+    """exec's commands are started by one helper process (liblxc forks it, not the
+    daemon): a short command is not held up by a long one beside it, and a helper
+    that dies fails the commands it was running, clearly (and kills them), and is
+    started again."""
+    d = daemon
+    d.ok("launch", "bb", "lxt-helper", "-q")
+    with d.deleted_afterwards("lxt-helper"):
+        d.ok("exec", "lxt-helper", "--", "true")
+        helpers = _attach_helpers(d)
+        assert len(helpers) == 1
+        slow = subprocess.Popen([LXCTL, "exec", "lxt-helper", "--", "sleep", "30"],
+                                env=d.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            wait_for(lambda: "sleep 30" in d.ok("exec", "lxt-helper", "--", "ps"))
+            for n in range(3):  # answered while the long one still runs
+                assert d.ok("exec", "lxt-helper", "--", "echo", str(n)) == f"{n}\n"
+            assert slow.poll() is None
+            os.kill(helpers[0], signal.SIGKILL)
+            _, err = slow.communicate(timeout=20)
+        finally:
+            slow.kill()
+            slow.wait()
+        assert slow.returncode == 1 and "The attach helper has gone" in err
+        # its status can no longer be known: the command was killed, not left running
+        wait_for(lambda: "sleep 30" not in d.ok("exec", "lxt-helper", "--", "ps"))
+        assert d.ok("exec", "lxt-helper", "--", "echo", "again") == "again\n"
+        assert len(again := _attach_helpers(d)) == 1 and again != helpers
+        assert "internal error" not in d.log.read_text()
 
 
 def test_interactive_exec_gets_a_new_pty(daemon: Daemon) -> None:

@@ -57,6 +57,7 @@ from . import config as lxc_config
 from . import exec as lxc_exec
 from . import files as lxc_files
 from . import limits as lxc_limits
+from .attacher import Attacher
 from .lxcfs import Lxcfs
 
 log = structlog.get_logger("lxctl.lxc")
@@ -95,6 +96,7 @@ class LxcDriver:
         self.cpus = lxc_limits.host_cpus()
         self.memory = lxc_limits.host_memory()
         self.lxcfs = Lxcfs(ctx.state_dir / "lxcfs.log")
+        self.attacher = Attacher()  # runs exec's commands: liblxc forks it, not the daemon
         self._inits: dict[str, tuple[int, str]] = {}  # running name -> (init pid, start)
         # liblxc writes id maps itself, without forking the shadow tools (see idmaps)
         self.start_env = idmaps.start_environment(ctx.state_dir / "lxc-tools")
@@ -295,8 +297,8 @@ class LxcDriver:
                     await send.send(StreamEOF())
 
             nursery.start_soon(feed)
-            code = await lxc_exec.run_piped(attach, ExecRequest(["file"], {}), stdin, out,
-                                            self.limiter)
+            code = await lxc_exec.run_piped(lxc_exec.in_thread(attach, self.limiter),
+                                            ExecRequest(["file"], {}), stdin, out)
             nursery.cancel_scope.cancel()
         if code != 0:
             message = b"".join(errors).decode(errors="replace").strip() or f"exit {code}"
@@ -459,7 +461,9 @@ class LxcDriver:
         await trio.to_thread.run_sync(delete, limiter=self.limiter)
 
     async def close(self) -> None:
-        """At daemon exit (no more starts): drop the cgroup prefix if nothing runs."""
+        """At daemon exit (no more starts): stop the attach helper (the commands it
+        started carry on), drop the cgroup prefix if nothing runs."""
+        await self.attacher.aclose()
 
         def drop_prefix_if_unused() -> None:
             names = [p.name for p in self.lxcpath.iterdir() if (p / "config").exists()]
@@ -552,20 +556,12 @@ class LxcDriver:
                 command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', request.cwd, *command]
             return await lxc_exec.run_pty([*argv, "--", *command], request, stdin, output)
 
-        def attach(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
-            c = self._container(inst.qualified_name)
-            options: dict[str, Any] = {
-                "stdin": stdin_fd, "stdout": stdout_fd, "stderr": stderr_fd,
-                "env_policy": lxc.LXC_ATTACH_CLEAR_ENV,
-                "extra_env_vars": [f"{k}={v}" for k, v in env.items()],
-                "uid": request.user, "gid": request.group,
-            }
-            if request.cwd:
-                options["initial_cwd"] = request.cwd
-            pid: int = c.attach(lxc.attach_run_command, request.command, **options)
-            return pid
+        async def spawn(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> lxc_exec.Child:
+            return await self.attacher.attach(
+                self.lxcpath, inst.qualified_name, request.command, env, request.user,
+                request.group, request.cwd, (stdin_fd, stdout_fd, stderr_fd))
 
-        return await lxc_exec.run_piped(attach, request, stdin, output, self.limiter)
+        return await lxc_exec.run_piped(spawn, request, stdin, output)
 
 
 @impl

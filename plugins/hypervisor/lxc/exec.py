@@ -1,8 +1,10 @@
 """Running commands in a container: pipes (python-lxc ``attach``) or a new pty.
 
-Non-interactive: ``Container.attach`` with three pipes; the attached process is our
-child (liblxc uses CLONE_PARENT), watched through a pidfd. Output is drained before the
-process is reaped (no 64 KiB pipe deadlock).
+Non-interactive: liblxc's attach with three pipes, run by the attach helper
+(``attacher``) for commands, or by the daemon itself (a Python function for file
+access; the process is then our child, liblxc uses CLONE_PARENT). Either way it is a
+:class:`Child`: a pidfd to signal it and a way to wait for its status. Output is
+drained as it comes (no 64 KiB pipe deadlock).
 
 Interactive: the daemon allocates a *new* pty and runs ``lxc-attach`` on its slave;
 lxc-attach then allocates a pty inside the container. The caller's terminal never
@@ -18,7 +20,7 @@ import signal
 import struct
 import termios
 import tty
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -37,6 +39,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 READ = 65536
 CONSOLE_DETACH = b"\x01q"  # lxc-console's escape (ctrl+a), then q
 DRAIN_AFTER_EXIT = 2.0  # seconds to keep reading output a background child holds open
+KILL_WAIT = 10.0  # seconds to wait for a process killed because its caller went away
 
 
 def environment(request: ExecRequest) -> dict[str, str]:
@@ -107,54 +110,93 @@ async def _pump_input(
             await stream.aclose()
 
 
+class Child:
+    """An attached process: ``pidfd`` (owned: :func:`run_piped` closes it) to signal it,
+    ``reap()`` to wait for its wait status (awaited once; ``wait`` keeps the status)."""
+
+    def __init__(self, pidfd: int, reap: Callable[[], Awaitable[int]]) -> None:
+        self.pidfd = pidfd
+        self._reap = reap
+        self._status: int | None = None
+
+    async def wait(self) -> int:
+        if self._status is None:
+            self._status = await self._reap()
+        return self._status
+
+    def signal(self, number: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it has ended
+            signal.pidfd_send_signal(self.pidfd, number)
+
+
+def in_thread(attach: Callable[[int, int, int], int], limiter: trio.CapacityLimiter
+              ) -> Callable[[int, int, int], Awaitable[Child]]:
+    """``attach(stdin_fd, stdout_fd, stderr_fd) -> pid`` run in a worker thread of the
+    daemon: the process is the daemon's child."""
+    async def spawn(stdin_fd: int, stdout_fd: int, stderr_fd: int) -> Child:
+        pid = await trio.to_thread.run_sync(attach, stdin_fd, stdout_fd, stderr_fd,
+                                            limiter=limiter)
+        if pid <= 0:
+            raise DriverError(f"Failed to attach to the container (error {pid})")
+        pidfd = os.pidfd_open(pid)
+
+        async def reap() -> int:
+            await trio.lowlevel.wait_readable(pidfd)
+            return os.waitpid(pid, 0)[1]
+
+        return Child(pidfd, reap)
+
+    return spawn
+
+
 async def run_piped(
-    attach: Callable[[int, int, int], int], request: ExecRequest,
+    spawn: Callable[[int, int, int], Awaitable[Child]], request: ExecRequest,
     stdin: trio.MemoryReceiveChannel[StreamInput], output: ExecOutput,
-    limiter: trio.CapacityLimiter,
 ) -> int:
-    """``attach(stdin_fd, stdout_fd, stderr_fd) -> pid`` runs in a worker thread."""
+    """``spawn(stdin_fd, stdout_fd, stderr_fd)`` starts the process on the pipes' ends
+    (closed here once it has); its input and output are relayed until it ends."""
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        pid = await trio.to_thread.run_sync(attach, in_r, out_w, err_w, limiter=limiter)
+        child = await spawn(in_r, out_w, err_w)
     except BaseException:
         for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
             os.close(fd)
         raise
     for fd in (in_r, out_w, err_w):
         os.close(fd)
-    if pid <= 0:
-        for fd in (in_w, out_r, err_r):
-            os.close(fd)
-        raise DriverError(f"Failed to attach to the container (error {pid})")
-    pidfd = os.pidfd_open(pid)
 
     def control(item: StreamInput) -> None:
         if isinstance(item, StreamSignal):
-            signal.pidfd_send_signal(pidfd, item.signal)
+            child.signal(item.signal)
 
+    lost: DriverError | None = None  # raised as itself, not in a nursery's group
+    status = 0
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_input, stdin, in_w, control)
             async with trio.open_nursery() as readers:
                 readers.start_soon(_pump_output, out_r, 1, output)
                 readers.start_soon(_pump_output, err_r, 2, output)
-                await trio.lowlevel.wait_readable(pidfd)
+                try:
+                    status = await child.wait()
+                except DriverError as exc:  # its status cannot be known: it is killed
+                    lost = exc
+                    child.signal(signal.SIGKILL)
+                    readers.cancel_scope.cancel()
                 readers.cancel_scope.deadline = trio.current_time() + DRAIN_AFTER_EXIT
-            _, status = os.waitpid(pid, 0)
             nursery.cancel_scope.cancel()
     except BaseException:
-        with trio.CancelScope(shield=True):
-            try:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                await trio.lowlevel.wait_readable(pidfd)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        with trio.CancelScope(shield=True), trio.move_on_after(KILL_WAIT):
+            child.signal(signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, DriverError):
+                await child.wait()
         raise
     finally:
-        os.close(pidfd)
+        os.close(child.pidfd)
+    if lost is not None:
+        raise lost
     return exit_code(status)
 
 
