@@ -1,9 +1,10 @@
 """The attach helper: a small process of the daemon's own that runs ``exec`` commands
 in containers through liblxc's attach, so that liblxc forks a small process instead of
-the daemon. Run alone (``python -I attach_helper.py FD``); it imports the standard
-library and python-lxc only, and must stay that small: every attach forks it, and a
-fork costs in proportion to the memory it copies (the daemon's ~45 MiB made each
-attach ~10 ms slower on this machine kind).
+the daemon. Run alone (``python -S -I attach_helper.py FD DIR``, DIR: where python-lxc's
+``_lxc`` is); it imports a few standard modules and ``_lxc`` only (not the ``lxc``
+wrapper, which pulls in subprocess and re), and must stay that small: every attach
+forks it, and a fork costs in proportion to the memory it copies (the daemon's
+~45 MiB made each attach ~10 ms slower on this machine kind).
 
 It talks over FD, a SOCK_SEQPACKET socket, one JSON message per packet:
 
@@ -26,7 +27,9 @@ import socket
 import sys
 from typing import Any
 
-import lxc
+if __name__ == "__main__":
+    sys.path.append(sys.argv[2])
+import _lxc
 
 MAX_MESSAGE = 1 << 20  # a command line with its environment
 
@@ -34,14 +37,15 @@ MAX_MESSAGE = 1 << 20  # a command line with its environment
 def attach(request: dict[str, Any], stdio: list[int]) -> int:
     options: dict[str, Any] = {
         "stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2],
-        "env_policy": lxc.LXC_ATTACH_CLEAR_ENV,
+        "env_policy": _lxc.LXC_ATTACH_CLEAR_ENV,
         "extra_env_vars": [f"{k}={v}" for k, v in request["env"].items()],
         "uid": request["uid"], "gid": request["gid"],
     }
     if request.get("cwd"):
         options["initial_cwd"] = request["cwd"]
-    container = lxc.Container(request["name"], request["lxcpath"])
-    pid: int = container.attach(lxc.attach_run_command, request["command"], **options)
+    container = _lxc.Container(request["name"], request["lxcpath"])
+    command = request["command"]  # execvp'd in the attached child
+    pid: int = container.attach(_lxc.attach_run_command, (command[0], command), **options)
     return pid
 
 

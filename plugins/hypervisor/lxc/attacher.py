@@ -5,6 +5,7 @@ file what it read for whoever waits for it (an answer by request id, an exit by 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -21,6 +22,14 @@ from lxctl.public import DriverError, start_helper
 from .exec import Child
 
 HELPER = str(Path(__file__).with_name("attach_helper.py"))
+
+
+def _lxc_dir() -> str:
+    """Where python-lxc's C module is: the helper runs without ``site`` (-S)."""
+    spec = importlib.util.find_spec("_lxc")
+    if spec is None or spec.origin is None:
+        raise DriverError("python-lxc's _lxc module is not installed")
+    return str(Path(spec.origin).parent)
 MAX_MESSAGE = 1 << 16  # answers and exits are small
 T = TypeVar("T")
 
@@ -68,7 +77,8 @@ class Attacher:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 try:
                     self._proc = await start_helper(
-                        [sys.executable, "-I", HELPER, str(theirs.fileno())],
+                        [sys.executable, "-S", "-I", HELPER, str(theirs.fileno()),
+                         _lxc_dir()],
                         pass_fds=[theirs.fileno()])
                 except BaseException:
                     ours.close()
