@@ -22,6 +22,9 @@ from lxctl.public import DriverError, start_helper
 from .exec import Child
 
 HELPER = str(Path(__file__).with_name("attach_helper.py"))
+MAX_MESSAGE = 1 << 16  # answers and exits are small
+GONE = "The attach helper has gone (see the daemon's log)"
+T = TypeVar("T")
 
 
 def _lxc_dir() -> str:
@@ -30,8 +33,6 @@ def _lxc_dir() -> str:
     if spec is None or spec.origin is None:
         raise DriverError("python-lxc's _lxc module is not installed")
     return str(Path(spec.origin).parent)
-MAX_MESSAGE = 1 << 16  # answers and exits are small
-T = TypeVar("T")
 
 
 class Attacher:
@@ -99,10 +100,10 @@ class Attacher:
                 try:
                     await trio.lowlevel.wait_writable(sock)
                 except trio.ClosedResourceError:
-                    raise DriverError("The attach helper has gone") from None
+                    raise DriverError(GONE) from None
             except OSError as exc:  # EPIPE: it died between two requests
                 self._lost(sock)
-                raise DriverError(f"The attach helper has gone: {exc}") from None
+                raise DriverError(f"{GONE}: {exc}") from None
 
     async def _take(self, sock: socket.socket, take: Callable[[], T | None]) -> T:
         """What ``take`` finds filed, reading the helper's messages until it does."""
@@ -118,7 +119,7 @@ class Attacher:
                 try:
                     await trio.lowlevel.wait_readable(sock)
                 except trio.ClosedResourceError:  # closed by another task meanwhile
-                    raise DriverError("The attach helper has gone") from None
+                    raise DriverError(GONE) from None
                 try:
                     data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 1,
                                                       socket.MSG_CMSG_CLOEXEC)
@@ -127,7 +128,7 @@ class Attacher:
                 if not data:
                     self._lost(sock)
                     await self._reap()
-                    raise DriverError("The attach helper has gone (see the daemon's log)")
+                    raise DriverError(GONE)
                 message = json.loads(data)
                 if "exited" in message:
                     self._exits[int(message["exited"])] = int(message["status"])
@@ -136,7 +137,7 @@ class Attacher:
 
     def _check(self, sock: socket.socket) -> None:
         if self._sock is not sock:  # a helper that died: its commands' exits are lost
-            raise DriverError("The attach helper has gone (see the daemon's log)")
+            raise DriverError(GONE)
 
     def _lost(self, sock: socket.socket) -> None:
         if self._sock is sock:

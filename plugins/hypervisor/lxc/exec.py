@@ -185,7 +185,8 @@ async def run_piped(
                     lost = exc
                     child.signal(signal.SIGKILL)
                     readers.cancel_scope.cancel()
-                readers.cancel_scope.deadline = trio.current_time() + DRAIN_AFTER_EXIT
+                else:
+                    readers.cancel_scope.deadline = trio.current_time() + DRAIN_AFTER_EXIT
             nursery.cancel_scope.cancel()
     except BaseException:
         with trio.CancelScope(shield=True), trio.move_on_after(KILL_WAIT):
