@@ -56,7 +56,10 @@ class Attacher:
         request = {"id": rid, "lxcpath": str(lxcpath), "name": name, "command": list(command),
                    "env": dict(env), "uid": uid, "gid": gid, "cwd": cwd}
         await self._send(sock, json.dumps(request).encode(), stdio)
-        answer, fds = await self._take(sock, lambda: self._answers.pop(rid, None))
+        # not cancelled half-way (as a worker thread's attach is not): once sent, the
+        # command is started, and the caller must get it to kill it if it was cancelled
+        with trio.CancelScope(shield=True):
+            answer, fds = await self._take(sock, lambda: self._answers.pop(rid, None))
         if "error" in answer:
             for fd in fds:
                 os.close(fd)
